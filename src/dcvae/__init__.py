@@ -1,0 +1,33 @@
+"""dcvae: unsupervised anomaly detection with disentangled conditional VAEs and their baselines.
+
+The public names below are imported on first use, so ``import dcvae.math`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AnomalyDetector": "dcvae.detector",
+    "NotFittedError": "dcvae.detector",
+    "MODELS": "dcvae.models",
+    "build_model": "dcvae.models",
+    "load_model": "dcvae.persistence",
+    "save_model": "dcvae.persistence",
+    "SCORES": "dcvae.scoring",
+    "anomaly_scores": "dcvae.scoring",
+    "TrainConfig": "dcvae.training",
+    "Trainer": "dcvae.training",
+    "TrainingDivergedError": "dcvae.training",
+    "load_dataset": "dcvae.data",
+}
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dcvae' has no attribute {name!r}")

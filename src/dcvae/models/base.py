@@ -1,0 +1,189 @@
+"""The shared ELBO. Every model of the library is this class plus its own regulariser.
+
+A subclass changes what it must and nothing else: the prior (dCVAE's learned r(z|c)), the
+regulariser added to the reconstruction term (beta, TC, relevance, ...), and, for models with a
+discriminator, one secondary optimisation step. The trainer and the anomaly scores only ever talk
+to this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dcvae.config import ConfigError, StrictConfig
+from dcvae.math import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
+from dcvae.nn import BACKBONES, build_backbone
+
+LOGVAR_RANGE = (-12.0, 8.0)  # keeps exp(logvar) finite in float32 and bf16
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass(frozen=True)
+class VAEConfig(StrictConfig):
+    """Architecture shared by all models.
+
+    input_shape: (C, H, W) for images, (d,) for feature vectors.
+    condition_names: the conditions c (one name per index); empty for unconditional data.
+    likelihood: "bernoulli" (inputs in [0, 1]) or "gaussian" (learned per-feature variance).
+    """
+
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 16
+    backbone: str = "mlp"
+    hidden_dims: tuple[int, ...] = (512, 256)
+    likelihood: str = "bernoulli"
+    condition_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.input_shape or any(s < 1 for s in self.input_shape) or len(self.input_shape) not in (1, 3):
+            raise ConfigError(f"input_shape must be (C, H, W) or (d,) with positive sizes, got {self.input_shape}")
+        if self.latent_dim < 1:
+            raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}")
+        if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
+            raise ConfigError(f"hidden_dims must be positive sizes, got {self.hidden_dims}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if len(set(self.condition_names)) != len(self.condition_names):
+            raise ConfigError(f"condition_names must be unique, got {self.condition_names}")
+
+
+def _check_positive(config: StrictConfig, *names: str) -> None:
+    for name in names:
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
+
+
+@dataclass
+class ModelOutput:
+    """What one forward pass hands the trainer.
+
+    loss: the scalar the primary optimiser minimises.
+    terms: named scalar quantities for the history (unweighted: ``kl`` is the KL itself).
+    z, mu, logvar: the posterior sample and parameters, (B, d), for a secondary step.
+    """
+
+    loss: Tensor
+    terms: dict[str, Tensor]
+    z: Tensor
+    mu: Tensor
+    logvar: Tensor
+    c: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+class VAE(nn.Module):
+    """Kingma & Welling's VAE: -log p(x|z) + KL(q(z|x) || N(0, I)) (paper Eq. above (1))."""
+
+    name: ClassVar[str] = "vae"
+    config_class: ClassVar[type[VAEConfig]] = VAEConfig
+    conditional: ClassVar[bool] = False
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
+        self.config = config
+        # An unconditional model sees no condition; a conditional one on unconditioned data sees
+        # one constant condition.
+        self.n_conditions = max(1, len(config.condition_names)) if self.conditional else 0
+        backbone = build_backbone(config.backbone, config.input_shape, self.n_conditions,
+                                  config.hidden_dims, config.latent_dim)
+        self.encoder = backbone.encoder
+        self.decoder = backbone.decoder
+        if config.likelihood == "gaussian":
+            self.output_logvar = nn.Parameter(torch.zeros(config.input_shape))
+        # Fixed affine map from raw inputs to the model's space (feature standardisation for
+        # tabular data); saved with the weights so scoring always sees what training saw.
+        self.register_buffer("input_shift", torch.zeros(config.input_shape))
+        self.register_buffer("input_scale", torch.ones(config.input_shape))
+
+    # ----------------------------------------------------------------------------- the pieces
+    def prepare(self, x: Tensor) -> Tensor:
+        """Raw batch → model input: uint8 images become floats in [0, 1], then standardised."""
+        x = x.to(self.input_shift.device)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        return (x - self.input_shift) / self.input_scale
+
+    def condition_onehot(self, c: Tensor | None, batch: int) -> Tensor:
+        """(B, K) one-hot of c; (B, 0) for unconditional models."""
+        device = self.input_shift.device
+        if not self.conditional:
+            return torch.zeros(batch, 0, device=device)
+        if c is None:
+            if self.n_conditions == 1:
+                c = torch.zeros(batch, dtype=torch.long, device=device)
+            else:
+                raise ValueError(f"{self.name} is conditional: pass c (one of {self.n_conditions} conditions)")
+        return F.one_hot(c.to(device), self.n_conditions).float()
+
+    def encode(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|x,c): mean and clamped log-variance, each (B, d)."""
+        mu, logvar = self.encoder(x, c_onehot).chunk(2, dim=1)
+        return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def decode(self, z: Tensor, c_onehot: Tensor) -> Tensor:
+        """Parameters of p(x|z,c): Bernoulli logits or Gaussian means, the input's shape."""
+        return self.decoder(z, c_onehot)
+
+    def log_likelihood(self, x: Tensor, decoded: Tensor) -> Tensor:
+        """log p(x|z,c) summed over features, (B,)."""
+        if self.config.likelihood == "bernoulli":
+            return bernoulli_log_likelihood(x, decoded)
+        logvar = self.output_logvar.clamp(*LOGVAR_RANGE)
+        return gaussian_log_likelihood(x, decoded, logvar.expand_as(decoded))
+
+    def reconstruction(self, decoded: Tensor) -> Tensor:
+        """The decoder's mean x̂ (in model space)."""
+        return torch.sigmoid(decoded) if self.config.likelihood == "bernoulli" else decoded
+
+    def prior(self, c: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of p(z|c), broadcastable to (B, d): N(0, I) here."""
+        zeros = torch.zeros(1, self.config.latent_dim, device=self.input_shift.device)
+        return zeros, zeros
+
+    def kl_to_prior(self, mu: Tensor, logvar: Tensor, c: Tensor | None) -> Tensor:
+        """Per-dimension KL(q(z|x,c) || p(z|c)), (B, d). Used by the loss and by the scores."""
+        mu_p, logvar_p = self.prior(c, mu.shape[0])
+        return gaussian_kl(mu, logvar, mu_p, logvar_p)
+
+    # ----------------------------------------------------------------------------- objective
+    def regularizer(self, kl: Tensor, z: Tensor, mu: Tensor, logvar: Tensor,
+                    c: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The term added to the reconstruction loss, and its parts for the history.
+
+        kl: per-dimension KL to the prior (B, d). Subclasses override this, and only this, to
+        become their paper's objective.
+        """
+        kl_total = kl.sum(dim=1).mean()
+        return kl_total, {"kl": kl_total}
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> ModelOutput:
+        """One pass of the objective on a prepared batch x (B, *input_shape)."""
+        c_onehot = self.condition_onehot(c, x.shape[0])
+        mu, logvar = self.encode(x, c_onehot)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        recon = -self.log_likelihood(x, self.decode(z, c_onehot)).mean()
+        penalty, terms = self.regularizer(self.kl_to_prior(mu, logvar, c), z, mu, logvar, c)
+        loss = recon + penalty
+        return ModelOutput(loss=loss, terms={"loss": loss, "recon": recon, **terms},
+                           z=z, mu=mu, logvar=logvar, c=c)
+
+    # ----------------------------------------------------------------------------- hooks
+    def secondary_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained by the secondary optimiser (a discriminator); none here."""
+        return []
+
+    def secondary_loss(self, output: ModelOutput) -> tuple[Tensor, dict[str, Tensor]] | None:
+        """Loss of the secondary step, computed after the primary step on its detached output."""
+        return None
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or cls.name).strip().splitlines()[0]

@@ -1,0 +1,155 @@
+"""Encoder/decoder pairs (SPEC "Backbones") and the total-correlation discriminator.
+
+Every encoder maps (x, one-hot c) to 2·d numbers (posterior mean and log-variance); every decoder
+maps (z, one-hot c) to the parameters of p(x|z, c) with the input's shape. The condition enters as
+a one-hot vector concatenated to the encoder's features and to z (SPEC "Notation"); unconditional
+models pass a zero-width condition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class Backbone:
+    encoder: nn.Module
+    decoder: nn.Module
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """Flattened input ⊕ one-hot c → hidden → 2·d."""
+
+    def __init__(self, input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
+                 latent_dim: int) -> None:
+        super().__init__()
+        self.net = _mlp([math.prod(input_shape) + n_conditions, *hidden, 2 * latent_dim])
+
+    def forward(self, x: Tensor, c_onehot: Tensor) -> Tensor:
+        return self.net(torch.cat([x.flatten(1), c_onehot], dim=1))
+
+
+class MLPDecoder(nn.Module):
+    """z ⊕ one-hot c → mirrored hidden → parameters of p(x|z,c) in the input's shape."""
+
+    def __init__(self, input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
+                 latent_dim: int) -> None:
+        super().__init__()
+        self.input_shape = input_shape
+        self.net = _mlp([latent_dim + n_conditions, *reversed(hidden), math.prod(input_shape)])
+
+    def forward(self, z: Tensor, c_onehot: Tensor) -> Tensor:
+        out = self.net(torch.cat([z, c_onehot], dim=1))
+        return out.view(-1, *self.input_shape)
+
+
+def _halved(size: int) -> int:
+    """Spatial size after Conv2d(kernel 4, stride 2, padding 1)."""
+    return (size + 2 - 4) // 2 + 1
+
+
+class ConvEncoder(nn.Module):
+    """Conv32 s2 → Conv64 s2 → dense ⊕ one-hot c → 2·d, for any C×H×W with H, W ≥ 4."""
+
+    def __init__(self, input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
+                 latent_dim: int) -> None:
+        super().__init__()
+        channels, height, width = input_shape
+        h2, w2 = _halved(_halved(height)), _halved(_halved(width))
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.head = _mlp([64 * h2 * w2 + n_conditions, hidden[-1], 2 * latent_dim])
+
+    def forward(self, x: Tensor, c_onehot: Tensor) -> Tensor:
+        return self.head(torch.cat([self.features(x), c_onehot], dim=1))
+
+
+class ConvDecoder(nn.Module):
+    """Transposed mirror of ConvEncoder; output_padding restores odd sizes exactly."""
+
+    def __init__(self, input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
+                 latent_dim: int) -> None:
+        super().__init__()
+        channels, height, width = input_shape
+        h1, w1 = _halved(height), _halved(width)
+        h2, w2 = _halved(h1), _halved(w1)
+        self.grid = (64, h2, w2)
+        self.head = nn.Sequential(
+            _mlp([latent_dim + n_conditions, hidden[-1], 64 * h2 * w2]), nn.ReLU()
+        )
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1,
+                               output_padding=(h1 - 2 * h2, w1 - 2 * w2)),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, channels, 4, stride=2, padding=1,
+                               output_padding=(height - 2 * h1, width - 2 * w1)),
+        )
+
+    def forward(self, z: Tensor, c_onehot: Tensor) -> Tensor:
+        h = self.head(torch.cat([z, c_onehot], dim=1))
+        return self.deconv(h.view(-1, *self.grid))
+
+
+def _mlp_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
+                  latent_dim: int) -> Backbone:
+    args = (input_shape, n_conditions, hidden, latent_dim)
+    return Backbone(MLPEncoder(*args), MLPDecoder(*args))
+
+
+def _conv_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
+                   latent_dim: int) -> Backbone:
+    if len(input_shape) != 3 or min(input_shape[1:]) < 4:
+        raise ValueError(
+            f"the conv backbone needs images of shape (C, H, W) with H, W >= 4; got input shape "
+            f"{input_shape}: use backbone='mlp' for feature vectors"
+        )
+    args = (input_shape, n_conditions, hidden, latent_dim)
+    return Backbone(ConvEncoder(*args), ConvDecoder(*args))
+
+
+BACKBONES: dict[str, Callable[..., Backbone]] = {"mlp": _mlp_backbone, "conv": _conv_backbone}
+
+
+def build_backbone(name: str, input_shape: tuple[int, ...], n_conditions: int,
+                   hidden: tuple[int, ...], latent_dim: int) -> Backbone:
+    """The encoder/decoder pair registered under ``name``."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[name](input_shape, n_conditions, hidden, latent_dim)
+
+
+class Discriminator(nn.Module):
+    """D(z) → 2 logits (true joint vs. permuted product of marginals); Kim & Mnih 2018.
+
+    Its log-odds D(z)[0] - D(z)[1] estimate log q(z) / prod_k q(z_k), the total correlation.
+    """
+
+    def __init__(self, latent_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        n_in = latent_dim
+        for n_out in hidden:
+            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
+            n_in = n_out
+        layers.append(nn.Linear(n_in, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)

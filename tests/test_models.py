@@ -1,0 +1,154 @@
+"""Every registered model: builds on both backbones, trains, and reads as its paper's objective."""
+
+import pytest
+import torch
+
+from dcvae.config import ConfigError
+from dcvae.models import MODELS, build_model, model_class
+
+PAPER_MODELS = ["vae", "beta-vae", "cvae", "dcvae", "factorvae", "rfvae", "beta-tcvae"]
+
+
+def test_registry_holds_every_model_of_the_paper():
+    assert sorted(MODELS) == sorted(PAPER_MODELS)
+
+
+def test_unknown_model_name_is_refused_with_a_suggestion():
+    with pytest.raises(ValueError, match="did you mean 'dcvae'"):
+        model_class("dcvea")
+
+
+def _batch(shape, n=32, conditions=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, *shape, generator=g) > 0.5).float()
+    c = torch.arange(n) % conditions
+    return x, c
+
+
+@pytest.mark.parametrize("name", PAPER_MODELS)
+@pytest.mark.parametrize("backbone,shape", [("mlp", (1, 28, 28)), ("conv", (1, 28, 28)),
+                                            ("conv", (3, 9, 7)), ("mlp", (5,))])
+def test_forward_gives_finite_named_terms_for_any_shape(name, backbone, shape):
+    if backbone == "conv" and len(shape) == 1:
+        pytest.skip("conv needs images")
+    model = build_model(name, input_shape=list(shape), backbone=backbone,
+                        condition_names=["a", "b", "c"], hidden_dims=[32, 16], latent_dim=4)
+    x, c = _batch(shape)
+    out = model(x, c)
+    assert out.loss.shape == ()
+    assert {"loss", "recon", "kl"} <= set(out.terms)
+    assert all(torch.isfinite(v) for v in out.terms.values())
+    decoded = model.decode(out.mu, model.condition_onehot(c, len(x)))
+    assert decoded.shape == x.shape
+
+
+def test_conv_backbone_refuses_feature_vectors():
+    with pytest.raises(ValueError, match="conv backbone needs images"):
+        build_model("vae", input_shape=[10], backbone="conv")
+
+
+@pytest.mark.parametrize("name", PAPER_MODELS)
+def test_loss_falls_on_a_small_batch(name):
+    torch.manual_seed(0)
+    model = build_model(name, input_shape=[1, 8, 8], condition_names=["a", "b"],
+                        hidden_dims=[64, 32], latent_dim=4)
+    prototypes = (torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    x, c = prototypes[torch.arange(64) % 4], torch.arange(64) % 2
+    primary = [p for p in model.parameters()
+               if id(p) not in {id(q) for q in model.secondary_parameters()}]
+    opt = torch.optim.Adam(primary, lr=1e-3)
+    first = None
+    for _ in range(150):
+        out = model(x, c)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        first = first if first is not None else (out.loss.item(), out.terms["recon"].item())
+    assert out.loss.item() < 0.95 * first[0]
+    assert out.terms["recon"].item() < 0.7 * first[1]
+
+
+@pytest.mark.parametrize("name,weight,term", [("beta-vae", "beta", "kl"), ("dcvae", "beta", "kl")])
+def test_beta_weighs_the_kl_term(name, weight, term):
+    x, c = _batch((1, 8, 8), conditions=2)
+    losses = []
+    for value in (1.0, 3.0):
+        torch.manual_seed(0)
+        model = build_model(name, input_shape=[1, 8, 8], condition_names=["a", "b"],
+                            **{weight: value})
+        torch.manual_seed(1)
+        out = model(x, c)
+        losses.append((out.loss - out.terms["recon"]).item() / out.terms[term].item())
+    assert losses == pytest.approx([1.0, 3.0], rel=1e-3)
+
+
+def test_dcvae_kl_goes_to_the_learned_conditional_prior():
+    model = build_model("dcvae", input_shape=[1, 8, 8], condition_names=["a", "b"])
+    with torch.no_grad():
+        model.conditional_prior.mean[1] += 2.0
+    x, c = _batch((1, 8, 8), n=4, conditions=2)
+    mu, logvar = model.encode(x, model.condition_onehot(c, 4))
+    kl = model.kl_to_prior(mu, logvar, c)
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu, (0.5 * logvar).exp()),
+        torch.distributions.Normal(model.conditional_prior.mean[c],
+                                   (0.5 * model.conditional_prior.logvar[c]).exp()))
+    torch.testing.assert_close(kl, expected)
+    out = model(x, c)
+    out.loss.backward()
+    assert model.conditional_prior.mean.grad is not None
+    assert model.conditional_prior.mean.grad.abs().sum() > 0
+
+
+def test_dcvae_conditional_tc_term_is_optional():
+    x, c = _batch((1, 8, 8), conditions=2)
+    without = build_model("dcvae", input_shape=[1, 8, 8], condition_names=["a", "b"])
+    with_tc = build_model("dcvae", input_shape=[1, 8, 8], condition_names=["a", "b"], gamma=2.0)
+    assert "tc" not in without(x, c).terms
+    assert "tc" in with_tc(x, c).terms
+
+
+def test_conditional_model_without_conditions_needs_c_unless_single_condition():
+    model = build_model("cvae", input_shape=[1, 8, 8], condition_names=["a", "b"])
+    with pytest.raises(ValueError, match="pass c"):
+        model(torch.rand(4, 1, 8, 8))
+    single = build_model("cvae", input_shape=[1, 8, 8])
+    assert torch.isfinite(single(torch.rand(4, 1, 8, 8)).loss)
+
+
+@pytest.mark.parametrize("name", ["factorvae", "rfvae"])
+def test_discriminator_learns_to_spot_dependent_latents(name):
+    """The secondary step alone: D separates correlated z from its permutation."""
+    torch.manual_seed(0)
+    model = build_model(name, input_shape=[1, 8, 8], latent_dim=2)
+    opt = torch.optim.Adam(model.secondary_parameters(), lr=1e-3)
+    base = torch.randn(256, 1)
+    z = torch.cat([base, base], dim=1)
+    out = model(torch.rand(256, 1, 8, 8))
+    out.z = z
+    for _ in range(300):
+        loss, terms = model.secondary_loss(out)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert terms["discriminator_accuracy"].item() > 0.8
+    assert model.discriminator_tc(z).item() > 0.5
+
+
+def test_rfvae_weights_each_dimension_by_relevance():
+    model = build_model("rfvae", input_shape=[1, 8, 8], latent_dim=3)
+    with torch.no_grad():
+        model.relevance_logits.copy_(torch.tensor([20.0, -20.0, 0.0]))
+    kl = torch.ones(1, 3)
+    _, terms = model.regularizer(kl, torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, 3), None)
+    # lambda = lmax - (lmax - lmin) r: relevant dim 0.1, irrelevant 10, undecided 5.05
+    assert terms["weighted_kl"].item() == pytest.approx(0.1 + 10.0 + 5.05, rel=1e-4)
+
+
+def test_config_refuses_unknown_and_mistyped_fields():
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_model("vae", input_shape=[1, 8, 8], beta=3.0)
+    with pytest.raises(ConfigError, match="latent_dim"):
+        build_model("vae", input_shape=[1, 8, 8], latent_dim="16")
+    with pytest.raises(ConfigError, match="beta must be >= 0"):
+        build_model("dcvae", input_shape=[1, 8, 8], beta=-1.0)
