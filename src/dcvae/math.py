@@ -37,7 +37,9 @@ def pairwise_log_q(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     return gaussian_log_density(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
 
 
-def kl_decomposition(z: Tensor, mu: Tensor, logvar: Tensor, groups: Tensor | None = None) -> dict[str, Tensor]:
+def kl_decomposition(
+    z: Tensor, mu: Tensor, logvar: Tensor, groups: Tensor | None = None
+) -> dict[str, Tensor]:
     """Minibatch estimates of the terms of the KL decomposition (Chen et al. 2018, Eq. 2; paper Eq. 8).
 
     The aggregate posterior q(z) is estimated by the mixture of the batch's posteriors,

@@ -40,8 +40,10 @@ class VAEConfig(StrictConfig):
     condition_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.input_shape or any(s < 1 for s in self.input_shape) or len(self.input_shape) not in (1, 3):
-            raise ConfigError(f"input_shape must be (C, H, W) or (d,) with positive sizes, got {self.input_shape}")
+        if len(self.input_shape) not in (1, 3) or any(s < 1 for s in self.input_shape):
+            raise ConfigError(
+                f"input_shape must be (C, H, W) or (d,) with positive sizes, got {self.input_shape}"
+            )
         if self.latent_dim < 1:
             raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if self.backbone not in BACKBONES:
@@ -120,7 +122,9 @@ class VAE(nn.Module):
             if self.n_conditions == 1:
                 c = torch.zeros(batch, dtype=torch.long, device=device)
             else:
-                raise ValueError(f"{self.name} is conditional: pass c (one of {self.n_conditions} conditions)")
+                raise ValueError(
+                    f"{self.name} is conditional: pass c (one of {self.n_conditions} conditions)"
+                )
         return F.one_hot(c.to(device), self.n_conditions).float()
 
     def encode(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:

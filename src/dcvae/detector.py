@@ -1,0 +1,249 @@
+"""A PyOD-style detector on top of the core: ``fit``, ``decision_function``, ``predict``.
+
+>>> from dcvae import AnomalyDetector
+>>> from dcvae.data import load_dataset
+>>> digits = load_dataset("digits")
+>>> det = AnomalyDetector("dcvae", epochs=2, progress=False).fit(digits.train.x, digits.train.y)
+>>> det.decision_function(digits.test.x[:3]).shape
+(3,)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dcvae.config import ConfigError
+from dcvae.metrics import calibrate_threshold
+from dcvae.models import VAE, model_class
+from dcvae.persistence import load_model, save_model
+from dcvae.protocols import stratified_subset
+from dcvae.scoring import anomaly_scores, check_score_name
+from dcvae.training import History, TensorData, TrainConfig, Trainer
+from dcvae.validation import check_inputs, condition_indices, condition_names_from, in_unit_interval
+
+_MODES = ("given", "marginal")
+
+
+class NotFittedError(RuntimeError):
+    """The detector was used before ``fit`` (or ``load``)."""
+
+
+class AnomalyDetector:
+    """Train a (conditional) VAE on normal data; score new data; flag what is anomalous.
+
+    Parameters
+    ----------
+    model: a registered model name: vae, beta-vae, cvae, dcvae, factorvae, rfvae, beta-tcvae.
+    latent_dim, backbone ("mlp" | "conv"), hidden_dims, likelihood ("auto" | "bernoulli" |
+        "gaussian"; auto = Bernoulli for data in [0, 1], Gaussian on standardised features else).
+    epochs, batch_size, lr, secondary_lr, patience, seed, device: see ``TrainConfig``.
+    contamination: expected anomaly fraction in [0, 0.5]; sets the threshold on the validation
+        carve of the normal data (0 = the largest validation score).
+    validation_fraction: share of the training data held out for early stopping and the threshold.
+    score: "recon" (Eq. 17), "elbo" or "kl" (see ``dcvae.scoring``).
+    **hyperparameters: the model's own (beta, gamma, alpha, lambda_min, ...).
+    """
+
+    def __init__(self, model: str = "dcvae", *, latent_dim: int = 16, backbone: str = "mlp",
+                 hidden_dims: tuple[int, ...] = (512, 256), likelihood: str = "auto",
+                 epochs: int = 20, batch_size: int = 128, lr: float = 1e-3,
+                 secondary_lr: float = 1e-4, patience: int = 5, seed: int = 0,
+                 contamination: float = 0.05, validation_fraction: float = 0.1,
+                 score: str = "recon", device: str = "cpu", progress: bool = True,
+                 **hyperparameters: Any) -> None:
+        self.model_name = model
+        self.model_kwargs = {"latent_dim": latent_dim, "backbone": backbone,
+                             "hidden_dims": tuple(hidden_dims), **hyperparameters}
+        self.likelihood = likelihood
+        self.train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                                        secondary_lr=secondary_lr, patience=patience, seed=seed,
+                                        device=device)
+        self.contamination = contamination
+        self.validation_fraction = validation_fraction
+        self.score = score
+        self.progress = progress
+        # Check everything now, before any training time is spent.
+        cls = model_class(model)
+        known = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(self.model_kwargs) - known)
+        if unknown:
+            raise ConfigError(f"unknown hyper-parameter(s) {unknown} for model {model!r}; "
+                              f"it takes {sorted(known - {'input_shape', 'condition_names'})}")
+        if likelihood not in ("auto", "bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'auto', 'bernoulli' or 'gaussian', got {likelihood!r}")
+        check_score_name(score)
+        calibrate_threshold(np.zeros(1), contamination)  # validates the range
+        if not 0.0 < validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        self.model_: VAE | None = None
+        self.history_: History | None = None
+        self.thresholds_: dict[str, float] = {}
+        self.validation_scores_: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------------------------ fit
+    def fit(self, X: Any, c: Any = None, *, condition_names: tuple[str, ...] | None = None,
+            validation: tuple[Any, Any] | None = None) -> AnomalyDetector:
+        """Train on normal data ``X`` with optional conditions ``c`` (one per sample).
+
+        ``condition_names``: when given, ``c`` holds indices into it. ``validation``: an explicit
+        (X_val, c_val) of normal data; otherwise a stratified ``validation_fraction`` is carved.
+        """
+        x = check_inputs(X)
+        if c is None:
+            cond, names = np.zeros(len(x), dtype=np.int64), ()
+        elif condition_names is not None:
+            names = tuple(str(n) for n in condition_names)
+            cond = _checked_indices(c, len(x), len(names))
+        else:
+            cond, names = condition_names_from(c, len(x))
+        if validation is None:
+            if len(x) < 2:
+                raise ValueError("fit needs at least 2 samples: one to train on, one to validate")
+            fit_idx, val_idx = stratified_subset(cond, 1.0 - self.validation_fraction,
+                                                 self.train_config.seed)
+            x_fit, c_fit, x_val, c_val = x[fit_idx], cond[fit_idx], x[val_idx], cond[val_idx]
+        else:
+            x_fit, c_fit = x, cond
+            x_val = check_inputs(validation[0], name="validation X")
+            c_val = (np.zeros(len(x_val), dtype=np.int64) if validation[1] is None else
+                     _checked_indices(validation[1], len(x_val), len(names)) if condition_names
+                     is not None else condition_indices(validation[1], len(x_val), names))
+            if x_val.shape[1:] != x.shape[1:]:
+                raise ValueError(f"validation X has sample shape {x_val.shape[1:]}, X has {x.shape[1:]}")
+        likelihood = self.likelihood
+        if likelihood == "auto":
+            likelihood = "bernoulli" if in_unit_interval(x) else "gaussian"
+        elif likelihood == "bernoulli" and not in_unit_interval(x):
+            raise ValueError("likelihood='bernoulli' needs data in [0, 1] (or uint8 images); "
+                             "use likelihood='gaussian' for unbounded features")
+        cls = model_class(self.model_name)
+        config = cls.config_class.from_dict(
+            {**self.model_kwargs, "input_shape": list(x.shape[1:]), "likelihood": likelihood,
+             "condition_names": list(names)}, where=self.model_name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.train_config.seed)
+            model = cls(config)
+        if likelihood == "gaussian":
+            _standardise(model, x_fit)
+        trainer = Trainer(model, self.train_config, progress=self.progress)
+        self.history_ = trainer.fit(TensorData.from_numpy(x_fit, c_fit),
+                                    TensorData.from_numpy(x_val, c_val))
+        self.model_ = model.cpu() if self.train_config.device == "cpu" else model
+        self._calibrate(x_val, c_val)
+        return self
+
+    def _calibrate(self, x_val: np.ndarray, c_val: np.ndarray) -> None:
+        model = self._fitted()
+        given = anomaly_scores(model, x_val, c_val if model.conditional else None, score=self.score)
+        marginal = (anomaly_scores(model, x_val, None, score=self.score)
+                    if model.conditional and model.n_conditions > 1 else given)
+        self.validation_scores_ = {"given": given, "marginal": marginal}
+        self.thresholds_ = {mode: calibrate_threshold(self.validation_scores_[mode], self.contamination)
+                            for mode in _MODES}
+
+    # ------------------------------------------------------------------------------------ score
+    def decision_function(self, X: Any, c: Any = None) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous. Conditional models: ``given`` mode with ``c``,
+        ``marginal`` mode (minimum over the training conditions) without."""
+        model = self._fitted()
+        x = self._check_like_training(X)
+        indices = None
+        if c is not None and model.conditional:
+            indices = condition_indices(c, len(x), model.config.condition_names)
+        return anomaly_scores(model, x, indices, score=self.score,
+                              batch_size=max(self.train_config.batch_size, 1024))
+
+    score_samples = decision_function
+
+    def predict(self, X: Any, c: Any = None) -> np.ndarray:
+        """1 = anomaly (score above the calibrated threshold of the matching mode), 0 = normal."""
+        mode = "given" if c is not None else "marginal"
+        return (self.decision_function(X, c) > self.thresholds_[mode]).astype(np.int64)
+
+    @property
+    def threshold_(self) -> float:
+        """The threshold used when no conditions are passed (marginal mode)."""
+        self._fitted()
+        return self.thresholds_["marginal"]
+
+    def _fitted(self) -> VAE:
+        if self.model_ is None:
+            raise NotFittedError("this AnomalyDetector is not fitted yet: call fit() or load()")
+        return self.model_
+
+    def _check_like_training(self, X: Any) -> np.ndarray:
+        model = self._fitted()
+        x = check_inputs(X)
+        shape = tuple(model.config.input_shape)
+        if x.shape[1:] != shape:
+            raise ValueError(f"X has sample shape {x.shape[1:]}, but the model was trained on {shape}")
+        if model.config.likelihood == "bernoulli" and not in_unit_interval(x):
+            raise ValueError("X has values outside [0, 1]; the model was trained on data in [0, 1]")
+        return x
+
+    # ------------------------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the detector as a model directory (config.json + model.safetensors)."""
+        model = self._fitted()
+        detector = {"score": self.score, "contamination": self.contamination,
+                    "validation_fraction": self.validation_fraction,
+                    "thresholds": dict(self.thresholds_)}
+        return save_model(model, path, training=self.train_config, history=self.history_,
+                          detector=detector)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, progress: bool = False) -> AnomalyDetector:
+        """Read a directory written by ``save``; refuses files that do not match (never unpickles)."""
+        saved = load_model(path)
+        info = saved.detector or {}
+        expected = {"score", "contamination", "validation_fraction", "thresholds"}
+        if set(info) != expected:
+            raise ValueError(f"{path}: config.json field 'detector' must hold exactly {sorted(expected)}; "
+                             "was this model saved by AnomalyDetector.save?")
+        thresholds = info["thresholds"]
+        if (not isinstance(thresholds, dict) or set(thresholds) != set(_MODES)
+                or not all(isinstance(v, (int, float)) for v in thresholds.values())):
+            raise ValueError(f"{path}: config.json field 'detector.thresholds' must map "
+                             f"{list(_MODES)} to numbers")
+        model = saved.model
+        cfg = model.config
+        extra = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                 if f.name not in ("input_shape", "condition_names", "likelihood")}
+        train = saved.training or TrainConfig()
+        det = cls(model.name, likelihood=cfg.likelihood, progress=progress,
+                  contamination=info["contamination"], validation_fraction=info["validation_fraction"],
+                  score=info["score"], **train.to_dict(), **extra)
+        det.model_, det.history_ = model, saved.history
+        det.thresholds_ = {k: float(v) for k, v in thresholds.items()}
+        return det
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.model_ is not None else "not fitted"
+        return f"AnomalyDetector(model={self.model_name!r}, score={self.score!r}, {state})"
+
+
+def _checked_indices(c: Any, n: int, k: int) -> np.ndarray:
+    idx = np.asarray(c)
+    if idx.shape != (n,) or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"c must be {n} integer condition indices, got shape {idx.shape} {idx.dtype}")
+    if idx.min() < 0 or idx.max() >= k:
+        raise ValueError(f"c holds condition indices outside 0..{k - 1}")
+    return idx.astype(np.int64)
+
+
+def _standardise(model: VAE, x: np.ndarray) -> None:
+    """Gaussian likelihood: feed the model standardised features (statistics of the fit part)."""
+    data = torch.from_numpy(x).float()
+    if x.dtype == np.uint8:
+        data = data / 255.0  # as VAE.prepare does before standardising
+    shift = data.mean(dim=0)
+    scale = data.std(dim=0, unbiased=False)
+    scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))
+    model.input_shift.copy_(shift)
+    model.input_scale.copy_(scale)

@@ -1,0 +1,159 @@
+"""A saved model is a directory: ``config.json`` + ``model.safetensors``. Nothing is ever unpickled.
+
+``config.json`` holds the model name, its hyper-parameters (with input shape and condition names),
+the training config and history, the library version, and optional detector settings. Every
+field is checked on load; a file that does not match is refused with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from dcvae import __version__
+from dcvae.config import ConfigError
+from dcvae.models import VAE, model_class
+from dcvae.training import History, TrainConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "dcvae.model"
+_KEYS = {"format", "library_version", "model", "config", "training", "history", "detector"}
+
+
+class ModelFileError(ValueError):
+    """A saved model directory is missing, unreadable, or does not match this library."""
+
+
+@dataclass
+class SavedModel:
+    model: VAE
+    training: TrainConfig | None
+    history: History | None
+    detector: dict[str, Any] | None
+    library_version: str
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via ``write(tmp)`` into a temporary sibling, fsync, then rename over ``path``.
+
+    A crash at any point leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_model(model: VAE, path: str | os.PathLike[str], *, training: TrainConfig | None = None,
+               history: History | None = None, detector: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` (and what produced it) as a model directory at ``path``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(f"{path} exists and is not a directory; a model is saved as a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "library_version": __version__,
+        "model": model.name,
+        "config": model.config.to_dict(),
+        "training": None if training is None else training.to_dict(),
+        "history": None if history is None else history.to_dict(),
+        "detector": detector,
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # weights first: a config.json only ever describes weights that are already complete
+    atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write_text(path / CONFIG_FILE, json.dumps(meta, indent=2, allow_nan=False))
+    return path
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise ModelFileError(f"{path} is not a saved dcvae model: {CONFIG_FILE} not found")
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"{config_path} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{config_path}: expected a JSON object")
+    unknown = sorted(set(meta) - _KEYS)
+    if unknown:
+        raise ModelFileError(f"{config_path}: unknown field(s) {unknown}")
+    missing = sorted({"format", "library_version", "model", "config"} - set(meta))
+    if missing:
+        raise ModelFileError(f"{config_path}: missing field(s) {missing}")
+    if meta["format"] != FORMAT:
+        raise ModelFileError(f"{config_path}: field 'format' is {meta['format']!r}, expected {FORMAT!r}")
+    version = meta["library_version"]
+    if not isinstance(version, str) or version.split(".")[0] != __version__.split(".")[0]:
+        raise ModelFileError(
+            f"{config_path}: field 'library_version' is {version!r}; this is dcvae {__version__} "
+            "and reads models of the same major version only"
+        )
+    for key in ("training", "history", "detector"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise ModelFileError(f"{config_path}: field {key!r} must be an object or null")
+    return meta
+
+
+def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedModel:
+    """Load a model directory written by ``save_model``; refuses anything that does not match."""
+    path = Path(path)
+    meta = _read_meta(path)
+    try:
+        cls = model_class(meta["model"]) if isinstance(meta["model"], str) else None
+        if cls is None:
+            raise ValueError(f"field 'model' must be a string, got {meta['model']!r}")
+        config = cls.config_class.from_dict(meta["config"], where="config")
+        training = (None if meta.get("training") is None
+                    else TrainConfig.from_dict(meta["training"], where="training"))
+    except (ValueError, ConfigError) as err:
+        raise ModelFileError(f"{path / CONFIG_FILE}: {err}") from None
+    model = cls(config)
+    weights_path = path / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise ModelFileError(f"{path}: {WEIGHTS_FILE} not found")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(f"{weights_path} is not a valid safetensors file: {err}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{weights_path} does not match config.json ({meta['model']}): "
+            f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}"
+        )
+    for name, value in tensors.items():
+        if value.shape != expected[name].shape or value.dtype != expected[name].dtype:
+            raise ModelFileError(
+                f"{weights_path}: tensor {name!r} has shape {tuple(value.shape)} {value.dtype}, but "
+                f"config.json implies {tuple(expected[name].shape)} {expected[name].dtype}"
+            )
+    model.load_state_dict(tensors)
+    model.to(torch.device(device)).eval()
+    history = None if meta.get("history") is None else History.from_dict(meta["history"])
+    return SavedModel(model, training, history, meta.get("detector"), meta["library_version"])
