@@ -315,7 +315,7 @@ def evaluate(**kw: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(epochs: int, batch_size: int, seed: int) -> None:
-    """dCVAE vs. VAE on scikit-learn's bundled 8×8 digits (no download), leave-one-out."""
+    """Compare dCVAE with a VAE, leave-one-out on the bundled 8×8 digits (no download)."""
     data = load_dataset("digits")
     for message in data.notes:
         _note(message)

@@ -8,6 +8,7 @@ model.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ def _check(name: str, expected: Any, value: Any) -> Any:
     if expected is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):  # JSON readers accept NaN and Infinity
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
         return float(value)
     if expected is int:
         if isinstance(value, bool) or not isinstance(value, int):

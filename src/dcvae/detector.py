@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ import torch
 from dcvae.config import ConfigError
 from dcvae.metrics import calibrate_threshold
 from dcvae.models import VAE, model_class
-from dcvae.persistence import load_model, save_model
+from dcvae.persistence import ModelFileError, load_model, save_model
 from dcvae.protocols import stratified_subset
 from dcvae.scoring import anomaly_scores, check_score_name
 from dcvae.training import History, TensorData, TrainConfig, Trainer
 from dcvae.validation import check_inputs, condition_indices, condition_names_from, in_unit_interval
 
 _MODES = ("given", "marginal")
+_FROM_DATA = ("input_shape", "condition_names", "likelihood")
 
 
 class NotFittedError(RuntimeError):
@@ -70,11 +72,13 @@ class AnomalyDetector:
         self.progress = progress
         # Check everything now, before any training time is spent.
         cls = model_class(model)
-        known = {f.name for f in dataclasses.fields(cls.config_class)}
+        # input_shape, condition_names and likelihood are read from the data in fit()
+        known = {f.name for f in dataclasses.fields(cls.config_class)} - set(_FROM_DATA)
         unknown = sorted(set(self.model_kwargs) - known)
         if unknown:
             raise ConfigError(f"unknown hyper-parameter(s) {unknown} for model {model!r}; "
-                              f"it takes {sorted(known - {'input_shape', 'condition_names'})}")
+                              f"it takes {sorted(known)}")
+        cls.config_class.from_dict(self.model_kwargs, where=model)  # types and ranges
         if likelihood not in ("auto", "bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'auto', 'bernoulli' or 'gaussian', got {likelihood!r}")
         check_score_name(score)
@@ -204,21 +208,31 @@ class AnomalyDetector:
         info = saved.detector or {}
         expected = {"score", "contamination", "validation_fraction", "thresholds"}
         if set(info) != expected:
-            raise ValueError(f"{path}: config.json field 'detector' must hold exactly {sorted(expected)}; "
-                             "was this model saved by AnomalyDetector.save?")
+            raise ModelFileError(f"{path}: config.json field 'detector' must hold exactly "
+                                 f"{sorted(expected)}; was this model saved by AnomalyDetector.save?")
         thresholds = info["thresholds"]
         if (not isinstance(thresholds, dict) or set(thresholds) != set(_MODES)
-                or not all(isinstance(v, (int, float)) for v in thresholds.values())):
-            raise ValueError(f"{path}: config.json field 'detector.thresholds' must map "
-                             f"{list(_MODES)} to numbers")
+                or not all(_is_finite_number(v) for v in thresholds.values())):
+            raise ModelFileError(f"{path}: config.json field 'detector.thresholds' must map "
+                                 f"{list(_MODES)} to finite numbers")
+        for key in ("contamination", "validation_fraction"):
+            if not _is_finite_number(info[key]):
+                raise ModelFileError(f"{path}: config.json field 'detector.{key}' must be a number, "
+                                     f"got {info[key]!r}")
+        if not isinstance(info["score"], str):
+            raise ModelFileError(f"{path}: config.json field 'detector.score' must be a string")
         model = saved.model
         cfg = model.config
         extra = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-                 if f.name not in ("input_shape", "condition_names", "likelihood")}
+                 if f.name not in _FROM_DATA}
         train = saved.training or TrainConfig()
-        det = cls(model.name, likelihood=cfg.likelihood, progress=progress,
-                  contamination=info["contamination"], validation_fraction=info["validation_fraction"],
-                  score=info["score"], **train.to_dict(), **extra)
+        try:
+            det = cls(model.name, likelihood=cfg.likelihood, progress=progress,
+                      contamination=info["contamination"],
+                      validation_fraction=info["validation_fraction"],
+                      score=info["score"], **train.to_dict(), **extra)
+        except ValueError as err:  # a value out of range, e.g. contamination 0.7
+            raise ModelFileError(f"{path}: config.json field 'detector': {err}") from None
         det.model_, det.history_ = model, saved.history
         det.thresholds_ = {k: float(v) for k, v in thresholds.items()}
         return det
@@ -226,6 +240,10 @@ class AnomalyDetector:
     def __repr__(self) -> str:
         state = "fitted" if self.model_ is not None else "not fitted"
         return f"AnomalyDetector(model={self.model_name!r}, score={self.score!r}, {state})"
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _checked_indices(c: Any, n: int, k: int) -> np.ndarray:

@@ -129,6 +129,7 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
         config = cls.config_class.from_dict(meta["config"], where="config")
         training = (None if meta.get("training") is None
                     else TrainConfig.from_dict(meta["training"], where="training"))
+        history = None if meta.get("history") is None else History.from_dict(meta["history"])
     except (ValueError, ConfigError) as err:
         raise ModelFileError(f"{path / CONFIG_FILE}: {err}") from None
     model = cls(config)
@@ -155,5 +156,4 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
             )
     model.load_state_dict(tensors)
     model.to(torch.device(device)).eval()
-    history = None if meta.get("history") is None else History.from_dict(meta["history"])
     return SavedModel(model, training, history, meta.get("detector"), meta["library_version"])

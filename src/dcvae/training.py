@@ -26,10 +26,12 @@ from dcvae.models.base import VAE
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; names the epoch and step where it happened."""
 
-    def __init__(self, epoch: int, step: int, terms: dict[str, float]) -> None:
+    def __init__(self, epoch: int, step: int | str, terms: dict[str, float]) -> None:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
         super().__init__(
-            f"training diverged at epoch {epoch}, step {step}: a loss term is not finite ({shown}). "
+            f"training diverged at epoch {epoch}, "
+            + (f"step {step}" if isinstance(step, int) else "in validation")
+            + f": a loss term is not finite ({shown}). "
             "Lower the learning rate, check the inputs for extreme values, or use a smaller beta/gamma."
         )
         self.epoch, self.step, self.terms = epoch, step, terms
@@ -57,8 +59,10 @@ class TrainConfig(StrictConfig):
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and self.secondary_lr > 0):
-            raise ConfigError(f"learning rates must be > 0, got {self.lr}, {self.secondary_lr}")
+        if not all(0 < lr < math.inf for lr in (self.lr, self.secondary_lr)):
+            raise ConfigError(
+                f"learning rates must be finite and > 0, got {self.lr}, {self.secondary_lr}"
+            )
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
 
@@ -105,8 +109,19 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
-        return cls(list(data.get("epochs", [])), data.get("best_epoch"),
-                   bool(data.get("stopped_early", False)))
+        """The inverse of ``to_dict``; a ValueError naming the field when ``data`` is malformed."""
+        unknown = sorted(set(data) - {"epochs", "best_epoch", "stopped_early"})
+        if unknown:
+            raise ValueError(f"history: unknown key(s) {unknown}")
+        epochs, best = data.get("epochs", []), data.get("best_epoch")
+        stopped = data.get("stopped_early", False)
+        if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+            raise ValueError(f"history.epochs: expected a list of objects, got {epochs!r:.80}")
+        if best is not None and (isinstance(best, bool) or not isinstance(best, int)):
+            raise ValueError(f"history.best_epoch: expected an integer or null, got {best!r}")
+        if not isinstance(stopped, bool):
+            raise ValueError(f"history.stopped_early: expected true or false, got {stopped!r}")
+        return cls(epochs, best, stopped)
 
 
 def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -153,6 +168,8 @@ class Trainer:
                 record: dict[str, Any] = {"epoch": epoch, "train": train_terms}
                 if validation is not None and len(validation) > 0:
                     record["validation"] = self.evaluate(validation)
+                    if not all(math.isfinite(v) for v in record["validation"].values()):
+                        raise TrainingDivergedError(epoch, "validation", record["validation"])
                 record["seconds"] = time.perf_counter() - start
                 history.epochs.append(record)
                 monitored = record.get("validation", train_terms)["loss"]

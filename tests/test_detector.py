@@ -1,0 +1,218 @@
+"""AnomalyDetector: fit, score, flag, save and load on digits; every bad input gets a named error."""
+
+import numpy as np
+import pytest
+
+from dcvae.config import ConfigError
+from dcvae.data import load_dataset
+from dcvae.detector import AnomalyDetector, NotFittedError
+from dcvae.metrics import roc_auc
+
+SMALL = {"hidden_dims": (32, 16), "latent_dim": 4, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    """dCVAE on every digit, the digit as condition, 2 epochs."""
+    return AnomalyDetector("dcvae", epochs=2, **SMALL).fit(digits.train.x, digits.train.y)
+
+
+def test_fit_and_score_shapes(fitted, digits):
+    assert fitted.model_.config.condition_names == tuple(str(i) for i in range(10))
+    assert fitted.model_.config.input_shape == (1, 8, 8)
+    assert len(fitted.history_.epochs) == 2
+    scores = fitted.decision_function(digits.test.x)
+    assert scores.shape == (len(digits.test.x),) and scores.dtype == np.float64
+    assert np.isfinite(scores).all()
+    flags = fitted.predict(digits.test.x)
+    assert flags.shape == scores.shape and set(np.unique(flags)) <= {0, 1}
+    assert np.array_equal(fitted.score_samples(digits.test.x), scores)  # the scikit-learn alias
+
+
+def test_predict_flags_exactly_the_scores_above_the_matching_threshold(fitted, digits):
+    x, c = digits.test.x, digits.test.y
+    marginal, given = fitted.decision_function(x), fitted.decision_function(x, c)
+    assert fitted.thresholds_["marginal"] != fitted.thresholds_["given"]
+    assert fitted.threshold_ == fitted.thresholds_["marginal"]
+    assert np.array_equal(fitted.predict(x), (marginal > fitted.thresholds_["marginal"]).astype(int))
+    assert np.array_equal(fitted.predict(x, c), (given > fitted.thresholds_["given"]).astype(int))
+    assert np.all(marginal <= given + 1e-9)  # the minimum over conditions includes the given one
+
+
+def test_thresholds_flag_the_contamination_share_of_the_validation_carve(fitted):
+    for mode in ("given", "marginal"):
+        scores = fitted.validation_scores_[mode]
+        flagged = np.mean(scores > fitted.thresholds_[mode])
+        assert abs(flagged - 0.05) <= 1 / len(scores), mode
+
+
+def test_a_held_out_digit_is_detected_above_chance(digits):
+    """The detector's purpose on real data: digit 4, unseen in training, mostly scores higher."""
+    normal = digits.train.y != 4
+    det = AnomalyDetector("vae", epochs=10, **SMALL).fit(digits.train.x[normal])
+    scores = det.decision_function(digits.test.x)
+    assert roc_auc((digits.test.y == 4).astype(int), scores) > 0.7
+
+
+def test_save_load_gives_identical_scores_and_flags(fitted, digits, tmp_path):
+    fitted.save(tmp_path / "det")
+    loaded = AnomalyDetector.load(tmp_path / "det")
+    x, c = digits.test.x, digits.test.y
+    assert np.array_equal(loaded.decision_function(x), fitted.decision_function(x))
+    assert np.array_equal(loaded.decision_function(x, c), fitted.decision_function(x, c))
+    assert np.array_equal(loaded.predict(x), fitted.predict(x))
+    assert np.array_equal(loaded.predict(x, c), fitted.predict(x, c))
+    assert loaded.thresholds_ == fitted.thresholds_
+    assert (loaded.score, loaded.contamination) == (fitted.score, fitted.contamination)
+    assert loaded.train_config == fitted.train_config
+    assert loaded.history_.to_dict() == fitted.history_.to_dict()
+
+
+def test_zero_contamination_flags_no_validation_sample(digits):
+    det = AnomalyDetector("vae", epochs=1, contamination=0.0, **SMALL)
+    det.fit(digits.train.x[:300])
+    assert det.threshold_ == det.validation_scores_["marginal"].max()
+    assert not np.any(det.validation_scores_["marginal"] > det.threshold_)
+
+
+def test_one_sample_scores_as_it_does_inside_a_batch(fitted, digits):
+    x, c = digits.test.x, digits.test.y
+    batch_marginal, batch_given = fitted.decision_function(x), fitted.decision_function(x, c)
+    for i in (0, 17):
+        np.testing.assert_allclose(fitted.decision_function(x[i:i + 1]), batch_marginal[i:i + 1],
+                                   rtol=1e-5)
+        np.testing.assert_allclose(fitted.decision_function(x[i:i + 1], c[i:i + 1]),
+                                   batch_given[i:i + 1], rtol=1e-5)
+
+
+def test_equivalent_encodings_of_the_same_images_score_alike(fitted, digits):
+    x = digits.test.x[:40]
+    reference = fitted.decision_function(x)
+    assert np.array_equal(fitted.decision_function(x[:, 0]), reference)  # (n, H, W)
+    assert np.array_equal(fitted.decision_function(x.astype(np.int64)), reference)  # ints 0..255
+    np.testing.assert_allclose(fitted.decision_function(x / 255.0), reference, rtol=1e-5)  # [0, 1]
+
+
+def test_given_mode_accepts_the_training_labels_in_any_form(fitted, digits):
+    x, y = digits.test.x[:30], digits.test.y[:30]
+    reference = fitted.decision_function(x, y)
+    assert np.array_equal(fitted.decision_function(x, y.astype(str)), reference)
+    assert np.array_equal(fitted.decision_function(x, y.astype(float)), reference)
+    assert np.array_equal(fitted.decision_function(x, list(y)), reference)
+
+
+def test_tabular_data_outside_the_unit_interval_gets_a_gaussian_likelihood():
+    rng = np.random.default_rng(0)
+    x = rng.normal(50.0, 10.0, size=(400, 6)) @ rng.normal(size=(6, 6))
+    det = AnomalyDetector("vae", epochs=3, latent_dim=2, hidden_dims=(32, 16), progress=False).fit(x)
+    assert det.model_.config.likelihood == "gaussian"
+    inliers = rng.normal(50.0, 10.0, size=(50, 6)) @ rng.normal(size=(6, 6))
+    scores = det.decision_function(inliers)
+    assert np.isfinite(scores).all()
+    far = x[:50] + 1000.0
+    assert np.median(det.decision_function(far)) > np.median(det.decision_function(x[:50]))
+    unit = AnomalyDetector("vae", epochs=1, **SMALL).fit(rng.random((100, 6)))
+    assert unit.model_.config.likelihood == "bernoulli"
+
+
+def test_bernoulli_likelihood_refuses_data_outside_the_unit_interval():
+    with pytest.raises(ValueError, match="likelihood='bernoulli' needs data in \\[0, 1\\]"):
+        AnomalyDetector("vae", likelihood="bernoulli", **SMALL).fit(np.full((10, 3), 5.0))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _bad_inputs():
+    rng = np.random.default_rng(0)
+    images = rng.random((10, 1, 8, 8))
+    nan, inf = images.copy(), images.copy()
+    nan[3, 0, 2, 2], inf[5, 0, 1, 1] = np.nan, np.inf
+    return {
+        "nan": (nan, r"1 NaN or infinite values \(first at index \(3, 0, 2, 2\)\)"),
+        "inf": (inf, r"1 NaN or infinite values \(first at index \(5, 0, 1, 1\)\)"),
+        "1-D": (np.zeros(64), r"got 1-D shape \(64,\) \(for one sample, pass x\[None\]\)"),
+        "5-D": (np.zeros((2, 1, 1, 8, 8)), "got 5-D shape"),
+        "empty": (np.zeros((0, 1, 8, 8)), "it has 0 samples"),
+        "strings": (np.array([["a", "b"], ["c", "d"]]), "must be numeric .* got dtype <U1"),
+        "objects": (np.array([[1, "a"], [2, None]], dtype=object), "must be numeric .* got dtype object"),
+        "bool": (np.ones((4, 1, 8, 8), dtype=bool), "must be numeric .* got dtype bool"),
+        "float above 1": (images * 255.0, r"float images must lie in \[0, 1\]"),
+        "float below 0": (images - 0.5, r"float images must lie in \[0, 1\]"),
+        "int above 255": (np.full((3, 1, 8, 8), 300), "integer images must lie in 0-255, found 300..300"),
+        "negative int": (np.full((3, 1, 8, 8), -1), "integer images must lie in 0-255"),
+        "ragged": ([[1.0, 2.0], [3.0]], "cannot be read as an array"),
+    }
+
+
+BAD = _bad_inputs()
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_to_decision_function_is_named(fitted, case):
+    x, message = BAD[case]
+    with pytest.raises(ValueError, match=message):
+        fitted.decision_function(x)
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_to_fit_is_named_before_any_training(case):
+    x, message = BAD[case]
+    det = AnomalyDetector("vae", epochs=1, **SMALL)
+    with pytest.raises(ValueError, match=message):
+        det.fit(x)
+    assert det.model_ is None
+
+
+def test_a_condition_never_seen_in_training_is_refused_in_given_mode(fitted, digits):
+    x = digits.test.x[:3]
+    with pytest.raises(ValueError, match=r"never seen in training: \['42'\].*Omit c to score in marginal"):
+        fitted.decision_function(x, np.array([1, 42, 2]))
+    with pytest.raises(ValueError, match="one condition per sample"):
+        fitted.decision_function(x, np.array([1, 2]))
+
+
+def test_scoring_another_shape_than_the_trained_one_is_refused(fitted):
+    message = r"sample shape \(1, 7, 7\), but the model was trained on \(1, 8, 8\)"
+    with pytest.raises(ValueError, match=message):
+        fitted.decision_function(np.zeros((2, 1, 7, 7), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"sample shape \(64,\)"):
+        fitted.decision_function(np.zeros((2, 64), dtype=np.float32))
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"model": "dcvea"}, ValueError, "unknown model 'dcvea' \\(did you mean 'dcvae'\\?\\)"),
+    ({"model": "vae", "beta": 4.0}, ConfigError, r"unknown hyper-parameter\(s\) \['beta'\] for model 'vae'"),
+    ({"model": "dcvae", "alpha": 1.0}, ConfigError, r"unknown hyper-parameter\(s\) \['alpha'\]"),
+    ({"score": "mahalanobis"}, ValueError, "unknown score 'mahalanobis'"),
+    ({"contamination": 0.7}, ValueError, r"contamination must be in \[0, 0.5\], got 0.7"),
+    ({"contamination": -0.1}, ValueError, r"contamination must be in \[0, 0.5\]"),
+    ({"likelihood": "poisson"}, ValueError, "likelihood must be 'auto'"),
+    ({"validation_fraction": 1.0}, ValueError, r"validation_fraction must be in \(0, 1\)"),
+    ({"epochs": 0}, ValueError, "epochs must be >= 1"),
+    ({"latent_dim": "16"}, ConfigError, "dcvae.latent_dim: expected an integer, got str '16'"),
+    ({"latent_dim": 0}, ConfigError, "latent_dim must be >= 1"),
+    ({"backbone": "transformer"}, ConfigError, "backbone must be one of"),
+    ({"beta": -1.0}, ConfigError, "beta must be >= 0"),
+    ({"beta": float("nan")}, ConfigError, "dcvae.beta: expected a finite number"),
+    ({"input_shape": (1, 8, 8)}, ConfigError, r"unknown hyper-parameter\(s\) \['input_shape'\]"),
+    ({"condition_names": ("a",)}, ConfigError, r"unknown hyper-parameter\(s\) \['condition_names'\]"),
+])
+def test_bad_settings_are_refused_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        AnomalyDetector(**kwargs)
+
+
+def test_an_unfitted_detector_says_so():
+    det = AnomalyDetector("vae")
+    x = np.zeros((2, 1, 8, 8), dtype=np.uint8)
+    for call in (det.decision_function, det.predict, det.save):
+        with pytest.raises(NotFittedError, match=r"not fitted yet: call fit\(\) or load\(\)"):
+            call(x)
+    with pytest.raises(NotFittedError):
+        _ = det.threshold_
