@@ -19,6 +19,7 @@ import click
 import numpy as np
 
 from dcvae import __version__
+from dcvae.atomic import atomic_write_text
 from dcvae.config import ConfigError
 from dcvae.data import (
     DATASETS,
@@ -32,11 +33,12 @@ from dcvae.data import (
 from dcvae.detector import AnomalyDetector, NotFittedError
 from dcvae.experiment import evaluate_protocol
 from dcvae.models import MODELS
-from dcvae.persistence import ModelFileError, atomic_write_text
+from dcvae.persistence import ModelFileError
 from dcvae.protocols import PROTOCOLS, make_protocol
 from dcvae.scoring import SCORES
 from dcvae.training import TrainingDivergedError
 
+CHECKPOINT_FILE = "checkpoint.safetensors"
 USER_ERRORS = (ValueError, ConfigError, DatasetNotFoundError, DataFileError, ModelFileError,
                TrainingDivergedError, NotFittedError, FileNotFoundError, PermissionError)
 
@@ -195,15 +197,26 @@ def main() -> None:
 @click.option("--train-size", type=click.IntRange(min=2), default=None,
               help="Stratified subsample of the normal training data.")
 @_model_options
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Write a resumable checkpoint to OUT/checkpoint.safetensors every N epochs.")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/checkpoint.safetensors (same data and options).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Directory to save the model in.")
 def fit(**kw: Any) -> None:
     """Train a detector on normal data and save it as a model directory."""
     source = _one_source(kw)
     model, out, seed = kw.pop("model"), kw.pop("out"), kw["seed"]
-    if out.exists() and any(out.iterdir()) and not (out / "config.json").exists():
+    every, resume = kw.pop("checkpoint_every"), kw.pop("resume")
+    checkpoint = out / CHECKPOINT_FILE
+    ours = (out / "config.json").exists() or checkpoint.exists()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not ours)):
         raise click.UsageError(f"--out {out} exists, is not empty and holds no dcvae model; "
                                "refusing to write into it")
+    if resume and not checkpoint.exists():
+        raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
+    if every is not None or resume:
+        out.mkdir(parents=True, exist_ok=True)
     detector_kw = _detector_kwargs(kw)
     validation = None
     names: tuple[str, ...] | None
@@ -223,7 +236,9 @@ def fit(**kw: Any) -> None:
         c = user.y if user_names else None
     detector = AnomalyDetector(model, seed=kw.pop("seed"), **detector_kw)
     start = time.perf_counter()
-    detector.fit(x, c, condition_names=names, validation=validation)
+    detector.fit(x, c, condition_names=names, validation=validation,
+                 checkpoint=checkpoint if (every is not None or resume) else None,
+                 checkpoint_every=every or 1, resume=resume)
     seconds = time.perf_counter() - start
     detector.save(out)
     assert detector.history_ is not None

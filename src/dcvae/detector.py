@@ -92,11 +92,15 @@ class AnomalyDetector:
 
     # ------------------------------------------------------------------------------------ fit
     def fit(self, X: Any, c: Any = None, *, condition_names: tuple[str, ...] | None = None,
-            validation: tuple[Any, Any] | None = None) -> AnomalyDetector:
+            validation: tuple[Any, Any] | None = None,
+            checkpoint: str | os.PathLike[str] | None = None, checkpoint_every: int = 1,
+            resume: bool = False) -> AnomalyDetector:
         """Train on normal data ``X`` with optional conditions ``c`` (one per sample).
 
         ``condition_names``: when given, ``c`` holds indices into it. ``validation``: an explicit
         (X_val, c_val) of normal data; otherwise a stratified ``validation_fraction`` is carved.
+        ``checkpoint``/``checkpoint_every``/``resume``: see ``Trainer.fit``; a resumed fit ends
+        with the same weights as an uninterrupted one.
         """
         x = check_inputs(X)
         if c is None:
@@ -137,7 +141,8 @@ class AnomalyDetector:
             _standardise(model, x_fit)
         trainer = Trainer(model, self.train_config, progress=self.progress)
         self.history_ = trainer.fit(TensorData.from_numpy(x_fit, c_fit),
-                                    TensorData.from_numpy(x_val, c_val))
+                                    TensorData.from_numpy(x_val, c_val), checkpoint=checkpoint,
+                                    checkpoint_every=checkpoint_every, resume=resume)
         self.model_ = model.cpu() if self.train_config.device == "cpu" else model
         self._calibrate(x_val, c_val)
         return self

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dcvae import __version__
+from dcvae.atomic import atomic_write, atomic_write_text
 from dcvae.config import ConfigError
+from dcvae.history import History
 from dcvae.models import VAE, model_class
-from dcvae.training import History, TrainConfig
+from dcvae.training import TrainConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -41,28 +41,6 @@ class SavedModel:
     history: History | None
     detector: dict[str, Any] | None
     library_version: str
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via ``write(tmp)`` into a temporary sibling, fsync, then rename over ``path``.
-
-    A crash at any point leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def save_model(model: VAE, path: str | os.PathLike[str], *, training: TrainConfig | None = None,

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dcvae.checkpoint import (
+    CheckpointError,
+    TrainingState,
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from dcvae.config import ConfigError, StrictConfig
+from dcvae.history import History
 from dcvae.models.base import VAE
 
 
@@ -95,35 +104,6 @@ class TensorData:
             yield self.x[idx], None if self.c is None else self.c[idx]
 
 
-@dataclass
-class History:
-    """Per-epoch means of every loss term, for training and validation data."""
-
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int | None = None
-    stopped_early: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "best_epoch": self.best_epoch,
-                "stopped_early": self.stopped_early}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        """The inverse of ``to_dict``; a ValueError naming the field when ``data`` is malformed."""
-        unknown = sorted(set(data) - {"epochs", "best_epoch", "stopped_early"})
-        if unknown:
-            raise ValueError(f"history: unknown key(s) {unknown}")
-        epochs, best = data.get("epochs", []), data.get("best_epoch")
-        stopped = data.get("stopped_early", False)
-        if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
-            raise ValueError(f"history.epochs: expected a list of objects, got {epochs!r:.80}")
-        if best is not None and (isinstance(best, bool) or not isinstance(best, int)):
-            raise ValueError(f"history.best_epoch: expected an integer or null, got {best!r}")
-        if not isinstance(stopped, bool):
-            raise ValueError(f"history.stopped_early: expected true or false, got {stopped!r}")
-        return cls(epochs, best, stopped)
-
-
 def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel (one op for all parameters; same update rule, less overhead)."""
     return torch.optim.Adam(params, lr=lr, fused=True)
@@ -144,16 +124,25 @@ class Trainer:
         self.optimizer = _adam(primary, self.config.lr)
         self.secondary_optimizer = _adam(secondary, self.config.secondary_lr) if secondary else None
 
-    def fit(self, train: TensorData, validation: TensorData | None = None) -> History:
+    def fit(self, train: TensorData, validation: TensorData | None = None, *,
+            checkpoint: str | os.PathLike[str] | None = None, checkpoint_every: int = 1,
+            resume: bool = False) -> History:
         """Train for ``epochs`` (or until early stopping) and return the history.
 
         Deterministic: the same seed, data and config give the same weights on CPU.
+        ``checkpoint``: a file written atomically every ``checkpoint_every`` epochs (and at the
+        end); ``resume=True`` continues from it and ends with bit-identical weights to an
+        uninterrupted run. A checkpoint of another model, config or data is refused.
         """
         if len(train) == 0:
             raise ValueError("the training set is empty")
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1 epoch, got {checkpoint_every}")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs the checkpoint path to resume from")
         cfg = self.config
-        history = History()
-        best_loss, best_state, waited = math.inf, None, 0
+        has_validation = validation is not None and len(validation) > 0
+        run = self._describe_run(train, validation)
         shuffler = torch.Generator().manual_seed(cfg.seed)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         with torch.random.fork_rng(devices=[]), tqdm(
@@ -161,31 +150,88 @@ class Trainer:
             dynamic_ncols=True, leave=False,
         ) as bar:
             torch.manual_seed(cfg.seed)
-            for epoch in range(1, cfg.epochs + 1):
+            state = self._fresh_state(run)
+            if resume:
+                state = self._restore(checkpoint, run, shuffler)  # type: ignore[arg-type]
+                bar.update(state.epoch * steps_per_epoch)
+            while state.epoch < cfg.epochs and not state.history.stopped_early:
+                epoch = state.epoch + 1
                 start = time.perf_counter()
                 order = torch.randperm(len(train), generator=shuffler)
                 train_terms = self._train_epoch(train, order, epoch, bar)
                 record: dict[str, Any] = {"epoch": epoch, "train": train_terms}
-                if validation is not None and len(validation) > 0:
-                    record["validation"] = self.evaluate(validation)
+                if has_validation:
+                    record["validation"] = self.evaluate(validation)  # type: ignore[arg-type]
                     if not all(math.isfinite(v) for v in record["validation"].values()):
                         raise TrainingDivergedError(epoch, "validation", record["validation"])
                 record["seconds"] = time.perf_counter() - start
-                history.epochs.append(record)
+                state.history.epochs.append(record)
+                state.epoch = epoch
                 monitored = record.get("validation", train_terms)["loss"]
-                if monitored < best_loss:
-                    best_loss, waited, history.best_epoch = monitored, 0, epoch
-                    if validation is not None:
-                        best_state = copy.deepcopy(self.model.state_dict())
+                if monitored < state.best_loss:
+                    state.best_loss, state.waited, state.history.best_epoch = monitored, 0, epoch
+                    if has_validation:
+                        state.best_model = copy.deepcopy(self.model.state_dict())
                 else:
-                    waited += 1
-                    if cfg.patience and validation is not None and waited >= cfg.patience:
-                        history.stopped_early = True
-                        break
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+                    state.waited += 1
+                    if cfg.patience and has_validation and state.waited >= cfg.patience:
+                        state.history.stopped_early = True
+                finished = epoch == cfg.epochs or state.history.stopped_early
+                if checkpoint is not None and (epoch % checkpoint_every == 0 or finished):
+                    self._save(checkpoint, state, shuffler)
+        if state.best_model is not None:
+            self.model.load_state_dict(state.best_model)
         self.model.eval()
-        return history
+        return state.history
+
+    # ------------------------------------------------------------------------ checkpoints
+    def _describe_run(self, train: TensorData, validation: TensorData | None) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: model, configs and data."""
+        model = self.model
+        return {
+            "model": model.name, "config": model.config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "data": fingerprint(train.x, train.c,
+                                None if validation is None else validation.x,
+                                None if validation is None else validation.c),
+        }
+
+    def _fresh_state(self, run: dict[str, Any]) -> TrainingState:
+        return TrainingState(epoch=0, history=History(), best_loss=math.inf, waited=0,
+                             model={}, best_model=None, optimizers={}, rng={}, run=run)
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        out: dict[str, torch.optim.Optimizer] = {"primary": self.optimizer}
+        if self.secondary_optimizer is not None:
+            out["secondary"] = self.secondary_optimizer
+        return out
+
+    def _save(self, path: str | os.PathLike[str], state: TrainingState,
+              shuffler: torch.Generator) -> None:
+        state.model = self.model.state_dict()
+        state.optimizers = {k: opt.state_dict() for k, opt in self._optimizers().items()}
+        state.rng = {"torch": torch.get_rng_state(), "shuffler": shuffler.get_state()}
+        save_checkpoint(path, state)
+
+    def _restore(self, path: str | os.PathLike[str], run: dict[str, Any],
+                 shuffler: torch.Generator) -> TrainingState:
+        state = load_checkpoint(path)
+        for key in ("model", "config", "train_config", "data"):
+            if state.run.get(key) != run[key]:
+                what = "training data" if key == "data" else key
+                raise CheckpointError(
+                    f"{path} was written for a different run: its {what} differs from this one's; "
+                    "resume with the same model, settings and data, or start afresh"
+                )
+        try:
+            self.model.load_state_dict(state.model)
+            for name, optimizer in self._optimizers().items():
+                optimizer.load_state_dict(state.optimizers[name])
+            torch.set_rng_state(state.rng["torch"])
+            shuffler.set_state(state.rng["shuffler"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{path} does not fit this model: {err}") from None
+        return state
 
     def _train_epoch(self, data: TensorData, order: torch.Tensor, epoch: int,
                      bar: tqdm) -> dict[str, float]:
