@@ -161,3 +161,43 @@ def test_a_corrupt_or_foreign_checkpoint_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(CheckpointError, match="not a dcvae checkpoint"):
         load_checkpoint(path)
+
+
+class _TouchOnUnpickle:
+    """Unpickling this creates ``marker``: proof that a loader ran code from a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("kind", ["pickle", "torch.save"])
+def test_a_pickle_planted_as_checkpoint_is_refused_and_never_run(tmp_path, kind):
+    import io
+    import pickle
+
+    from click.testing import CliRunner
+
+    from dcvae.cli import main
+
+    marker = tmp_path / "pwned"
+    if kind == "pickle":
+        payload = pickle.dumps(_TouchOnUnpickle(marker))
+    else:
+        buffer = io.BytesIO()
+        torch.save({"model/encoder.net.0.weight": _TouchOnUnpickle(marker)}, buffer)
+        payload = buffer.getvalue()
+    pickle.loads(pickle.dumps(_TouchOnUnpickle(tmp_path / "control")))  # the payload is live
+    assert (tmp_path / "control").exists()
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "checkpoint.safetensors").write_bytes(payload)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(out / "checkpoint.safetensors")
+    result = CliRunner().invoke(main, ["fit", "--array", str(_images(tmp_path / "x.npy", 60)),
+                                       "--epochs", "1", "--quiet", "--resume", "--out", str(out)])
+    assert result.exit_code == 1 and "not a readable checkpoint" in result.output
+    assert "Traceback" not in result.output
+    assert not marker.exists()
