@@ -98,6 +98,8 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--contamination", type=click.FloatRange(0.0, 0.5), default=0.05,
                      show_default=True, help="Expected anomaly fraction; sets the threshold."),
         click.option("--device", default="cpu", show_default=True),
+        click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+                     show_default=True, help="bf16: matrix products in bfloat16 (autocast)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
@@ -117,7 +119,8 @@ def _detector_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
         "epochs": kw.pop("epochs"), "batch_size": kw.pop("batch_size"), "lr": kw.pop("lr"),
         "secondary_lr": kw.pop("secondary_lr"), "patience": kw.pop("patience"),
         "score": kw.pop("score"), "contamination": kw.pop("contamination"),
-        "device": kw.pop("device"), "progress": not kw.pop("quiet"), **hyper,
+        "device": kw.pop("device"), "precision": kw.pop("precision"),
+        "progress": not kw.pop("quiet"), **hyper,
     }
 
 

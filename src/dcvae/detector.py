@@ -44,7 +44,8 @@ class AnomalyDetector:
     model: a registered model name: vae, beta-vae, cvae, dcvae, factorvae, rfvae, beta-tcvae.
     latent_dim, backbone ("mlp" | "conv"), hidden_dims, likelihood ("auto" | "bernoulli" |
         "gaussian"; auto = Bernoulli for data in [0, 1], Gaussian on standardised features else).
-    epochs, batch_size, lr, secondary_lr, patience, seed, device: see ``TrainConfig``.
+    epochs, batch_size, lr, secondary_lr, patience, seed, device, precision ("fp32" | "bf16"):
+        see ``TrainConfig``; the precision applies to training and scoring alike.
     contamination: expected anomaly fraction in [0, 0.5]; sets the threshold on the validation
         carve of the normal data (0 = the largest validation score).
     validation_fraction: share of the training data held out for early stopping and the threshold.
@@ -57,7 +58,8 @@ class AnomalyDetector:
                  epochs: int = 20, batch_size: int = 128, lr: float = 1e-3,
                  secondary_lr: float = 1e-4, patience: int = 5, seed: int = 0,
                  contamination: float = 0.05, validation_fraction: float = 0.1,
-                 score: str = "recon", device: str = "cpu", progress: bool = True,
+                 score: str = "recon", device: str = "cpu", precision: str = "fp32",
+                 progress: bool = True,
                  **hyperparameters: Any) -> None:
         self.model_name = model
         self.model_kwargs = {"latent_dim": latent_dim, "backbone": backbone,
@@ -65,7 +67,7 @@ class AnomalyDetector:
         self.likelihood = likelihood
         self.train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
                                         secondary_lr=secondary_lr, patience=patience, seed=seed,
-                                        device=device)
+                                        device=device, precision=precision)
         self.contamination = contamination
         self.validation_fraction = validation_fraction
         self.score = score
@@ -149,8 +151,10 @@ class AnomalyDetector:
 
     def _calibrate(self, x_val: np.ndarray, c_val: np.ndarray) -> None:
         model = self._fitted()
-        given = anomaly_scores(model, x_val, c_val if model.conditional else None, score=self.score)
-        marginal = (anomaly_scores(model, x_val, None, score=self.score)
+        precision = self.train_config.precision
+        given = anomaly_scores(model, x_val, c_val if model.conditional else None, score=self.score,
+                               precision=precision)
+        marginal = (anomaly_scores(model, x_val, None, score=self.score, precision=precision)
                     if model.conditional and model.n_conditions > 1 else given)
         self.validation_scores_ = {"given": given, "marginal": marginal}
         self.thresholds_ = {mode: calibrate_threshold(self.validation_scores_[mode], self.contamination)
@@ -166,6 +170,7 @@ class AnomalyDetector:
         if c is not None and model.conditional:
             indices = condition_indices(c, len(x), model.config.condition_names)
         return anomaly_scores(model, x, indices, score=self.score,
+                              precision=self.train_config.precision,
                               batch_size=max(self.train_config.batch_size, 1024))
 
     score_samples = decision_function

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from dcvae.models.base import VAE
+from dcvae.training import autocast
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,13 @@ def anomaly_scores(
     batch_size: int = 1024,
     n_samples: int = 0,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Score every sample of ``x`` (raw: uint8 images or floats); returns float64 (n,).
 
     ``c`` holds condition *indices* for ``given`` mode; ``None`` on a conditional model means
     ``marginal`` mode. Inputs are assumed validated (see ``dcvae.validation``).
+    ``precision="bf16"`` runs the matrix products in bfloat16 (see ``TrainConfig``).
     """
     check_score_name(score)
     fn = SCORES[score]
@@ -110,8 +113,9 @@ def anomaly_scores(
         if nb is not None and marginal:
             nb = nb.repeat_interleave(conditions, dim=0)
         onehot = model.condition_onehot(cb, xb.shape[0])
-        mu, logvar = model.encode(xb, onehot)
-        values = fn(model, Posterior(xb, cb, mu, logvar, onehot, nb))
+        with autocast(device, precision):
+            mu, logvar = model.encode(xb, onehot)
+            values = fn(model, Posterior(xb, cb, mu, logvar, onehot, nb)).float()
         if marginal:
             values = values.view(b, conditions).min(dim=1).values
         out[start:start + b] = values.double().cpu().numpy()

@@ -53,6 +53,8 @@ class TrainConfig(StrictConfig):
     lr: primary learning rate (encoder, decoder, priors); secondary_lr: the discriminator's.
     patience: epochs without a better validation loss before stopping (0 = never stop early);
     the weights of the best validation epoch are restored at the end.
+    precision: "fp32", or "bf16" to run the matrix products in bfloat16 under autocast (CPU and
+    GPU); weights, optimiser state and the loss algebra stay float32.
     """
 
     epochs: int = 20
@@ -62,6 +64,7 @@ class TrainConfig(StrictConfig):
     seed: int = 0
     patience: int = 5
     device: str = "cpu"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -74,6 +77,8 @@ class TrainConfig(StrictConfig):
             )
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass
@@ -102,6 +107,16 @@ class TensorData:
             else:
                 idx = order[start:start + batch_size]
             yield self.x[idx], None if self.c is None else self.c[idx]
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def autocast(device: torch.device | str, precision: str) -> torch.autocast:
+    """The autocast context of ``precision`` ("fp32" = disabled) on ``device``."""
+    dtype = PRECISIONS[precision]
+    device_type = torch.device(device).type
+    return torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -241,7 +256,8 @@ class Trainer:
         for step, (x, c) in enumerate(data.batches(self.config.batch_size, order), start=1):
             x = self.model.prepare(x)
             c = None if c is None else c.to(self.device)
-            output = self.model(x, c)
+            with autocast(self.device, self.config.precision):
+                output = self.model(x, c)
             self.optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             terms = {k: float(v.detach()) for k, v in output.terms.items()}
@@ -275,7 +291,9 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             for x, c in data.batches(max(self.config.batch_size, 512)):
-                output = self.model(self.model.prepare(x), None if c is None else c.to(self.device))
+                with autocast(self.device, self.config.precision):
+                    output = self.model(self.model.prepare(x),
+                                        None if c is None else c.to(self.device))
                 for k, v in output.terms.items():
                     sums[k] += float(v) * x.shape[0]
         self.model.train()

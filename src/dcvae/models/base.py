@@ -129,12 +129,13 @@ class VAE(nn.Module):
 
     def encode(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|x,c): mean and clamped log-variance, each (B, d)."""
-        mu, logvar = self.encoder(x, c_onehot).chunk(2, dim=1)
+        # .float(): under bf16 autocast only the matmuls run in bf16; the Gaussian algebra stays fp32
+        mu, logvar = self.encoder(x, c_onehot).float().chunk(2, dim=1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
     def decode(self, z: Tensor, c_onehot: Tensor) -> Tensor:
         """Parameters of p(x|z,c): Bernoulli logits or Gaussian means, the input's shape."""
-        return self.decoder(z, c_onehot)
+        return self.decoder(z, c_onehot).float()
 
     def log_likelihood(self, x: Tensor, decoded: Tensor) -> Tensor:
         """log p(x|z,c) summed over features, (B,)."""

@@ -48,7 +48,7 @@ class FactorVAE(VAE):
         return z
 
     def discriminator_tc(self, z: Tensor) -> Tensor:
-        logits = self.discriminator(self.discriminator_input(z))
+        logits = self.discriminator(self.discriminator_input(z)).float()
         return (logits[:, 0] - logits[:, 1]).mean()
 
     def regularizer(self, kl: Tensor, z: Tensor, mu: Tensor, logvar: Tensor,
@@ -66,7 +66,7 @@ class FactorVAE(VAE):
         if half == 0:
             return None  # a batch of one sample has no second half to permute
         joint, permuted = z[:half], permute_dims(z[half:2 * half])
-        logits = self.discriminator(torch.cat([joint, permuted]))
+        logits = self.discriminator(torch.cat([joint, permuted])).float()
         target = torch.cat([torch.zeros(half), torch.ones(half)]).long().to(logits.device)
         loss = F.cross_entropy(logits, target)
         accuracy = (logits.argmax(dim=1) == target).float().mean()
