@@ -32,6 +32,7 @@ def test_bf16_scores_match_fp32_scores(digits_detector, score):
     assert abs(roc_auc(labels, bf16) - roc_auc(labels, fp32)) < 0.01
 
 
+@pytest.mark.filterwarnings("ignore:precision=.bf16. on a CPU")
 def test_bf16_training_learns_the_same_task(digits_detector):
     """Same final loss within 1% and the same AUC within 0.02 (digit 4 held out)."""
     _, data = digits_detector
