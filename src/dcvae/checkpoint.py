@@ -107,8 +107,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> TrainingState:
         raise CheckpointError(f"{path} is not a readable checkpoint: {err}") from None
     if raw is None:
         raise CheckpointError(f"{path} is a safetensors file but not a dcvae checkpoint")
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values")
     try:
         meta = json.loads(raw)
+        if not isinstance(meta, dict):
+            raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
         if meta.get("format") != FORMAT:
             raise ValueError(f"field 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
         if str(meta.get("library_version", "")).split(".")[0] != __version__.split(".")[0]:
@@ -126,6 +131,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> TrainingState:
                 state.setdefault(int(index), {}).update(values)
             optimizers[name] = {"state": state, "param_groups": info["param_groups"]}
         best_loss = meta["best_loss"]
+        if not isinstance(meta["run"], dict):
+            raise ValueError(f"field 'run' must be an object, got {meta['run']!r:.80}")
+        for key in ("epoch", "waited"):  # a negative epoch would make a resumed run train forever
+            if isinstance(meta[key], bool) or not isinstance(meta[key], int) or meta[key] < 0:
+                raise ValueError(f"field {key!r} must be an integer >= 0, got {meta[key]!r}")
         return TrainingState(
             epoch=int(meta["epoch"]), history=History.from_dict(meta["history"]),
             best_loss=float("inf") if best_loss is None else float(best_loss),
@@ -134,8 +144,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> TrainingState:
             best_model=_section(tensors, "best/") if meta["has_best_model"] else None,
             optimizers=optimizers, rng=_section(tensors, "rng/"), run=meta["run"],
         )
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: malformed checkpoint metadata: {err}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
+        raise CheckpointError(f"{path}: malformed checkpoint metadata: {err!r}") from None
 
 
 def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -26,7 +26,13 @@ from dcvae.persistence import ModelFileError, load_model, save_model
 from dcvae.protocols import stratified_subset
 from dcvae.scoring import anomaly_scores, check_score_name
 from dcvae.training import History, TensorData, TrainConfig, Trainer
-from dcvae.validation import check_inputs, condition_indices, condition_names_from, in_unit_interval
+from dcvae.validation import (
+    check_conditions,
+    check_inputs,
+    condition_indices,
+    condition_names_from,
+    in_unit_interval,
+)
 
 _MODES = ("given", "marginal")
 _FROM_DATA = ("input_shape", "condition_names", "likelihood")
@@ -146,7 +152,11 @@ class AnomalyDetector:
                                     TensorData.from_numpy(x_val, c_val), checkpoint=checkpoint,
                                     checkpoint_every=checkpoint_every, resume=resume)
         self.model_ = model.cpu() if self.train_config.device == "cpu" else model
-        self._calibrate(x_val, c_val)
+        try:
+            self._calibrate(x_val, c_val)
+        except ValueError:  # non-finite validation scores: no half-fitted detector without thresholds
+            self.model_ = None
+            raise
         return self
 
     def _calibrate(self, x_val: np.ndarray, c_val: np.ndarray) -> None:
@@ -156,7 +166,8 @@ class AnomalyDetector:
                                precision=precision)
         marginal = (anomaly_scores(model, x_val, None, score=self.score, precision=precision)
                     if model.conditional and model.n_conditions > 1 else given)
-        self.validation_scores_ = {"given": given, "marginal": marginal}
+        self.validation_scores_ = {"given": _finite(given, "validation X"),
+                                   "marginal": _finite(marginal, "validation X")}
         self.thresholds_ = {mode: calibrate_threshold(self.validation_scores_[mode], self.contamination)
                             for mode in _MODES}
 
@@ -169,9 +180,11 @@ class AnomalyDetector:
         indices = None
         if c is not None and model.conditional:
             indices = condition_indices(c, len(x), model.config.condition_names)
-        return anomaly_scores(model, x, indices, score=self.score,
-                              precision=self.train_config.precision,
-                              batch_size=max(self.train_config.batch_size, 1024))
+        elif c is not None:  # the model ignores conditions, but a c that does not fit X is a mistake
+            check_conditions(c, len(x))
+        return _finite(anomaly_scores(model, x, indices, score=self.score,
+                                      precision=self.train_config.precision,
+                                      batch_size=max(self.train_config.batch_size, 1024)), "X")
 
     score_samples = decision_function
 
@@ -250,6 +263,17 @@ class AnomalyDetector:
     def __repr__(self) -> str:
         state = "fitted" if self.model_ is not None else "not fitted"
         return f"AnomalyDetector(model={self.model_name!r}, score={self.score!r}, {state})"
+
+
+def _finite(scores: np.ndarray, what: str) -> np.ndarray:
+    """Scores pass only when finite: a NaN score would silently flag nothing as anomalous."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{what}[{i}] has a non-finite anomaly score ({scores[i]}; {int(bad.sum())} such "
+                         "samples): the input is too extreme for the model's float32 arithmetic, or the "
+                         "model's weights are broken")
+    return scores
 
 
 def _is_finite_number(value: Any) -> bool:

@@ -72,7 +72,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise ModelFileError(f"{path} is not a saved dcvae model: {CONFIG_FILE} not found")
     try:
         meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # ValueError: JSON, huge ints
         raise ModelFileError(f"{config_path} is not valid JSON: {err}") from None
     if not isinstance(meta, dict):
         raise ModelFileError(f"{config_path}: expected a JSON object")
@@ -110,7 +110,8 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
         history = None if meta.get("history") is None else History.from_dict(meta["history"])
     except (ValueError, ConfigError) as err:
         raise ModelFileError(f"{path / CONFIG_FILE}: {err}") from None
-    model = cls(config)
+    with torch.device("meta"):  # shapes only: a config.json promising a huge model allocates nothing
+        skeleton = cls(config)
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ModelFileError(f"{path}: {WEIGHTS_FILE} not found")
@@ -118,7 +119,7 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFileError(f"{weights_path} is not a valid safetensors file: {err}") from None
-    expected = model.state_dict()
+    expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -132,6 +133,9 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
                 f"{weights_path}: tensor {name!r} has shape {tuple(value.shape)} {value.dtype}, but "
                 f"config.json implies {tuple(expected[name].shape)} {expected[name].dtype}"
             )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ModelFileError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
+    model = cls(config)
     model.load_state_dict(tensors)
     model.to(torch.device(device)).eval()
     return SavedModel(model, training, history, meta.get("detector"), meta["library_version"])

@@ -175,7 +175,7 @@ class Trainer:
             raise ValueError("resume=True needs the checkpoint path to resume from")
         cfg = self.config
         has_validation = validation is not None and len(validation) > 0
-        run = self._describe_run(train, validation)
+        run = self._describe_run(train, validation) if checkpoint is not None else {}
         shuffler = torch.Generator().manual_seed(cfg.seed)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         with torch.random.fork_rng(devices=[]), tqdm(
@@ -258,12 +258,17 @@ class Trainer:
                 )
         try:
             self.model.load_state_dict(state.model)
+            current = self.model.state_dict()  # the best weights are loaded only after the last epoch
+            if state.best_model is not None and (state.best_model.keys() != current.keys() or any(
+                    value.shape != current[key].shape for key, value in state.best_model.items())):
+                raise ValueError("its best weights do not match the model's tensors")
             for name, optimizer in self._optimizers().items():
                 optimizer.load_state_dict(state.optimizers[name])
             torch.set_rng_state(state.rng["torch"])
             shuffler.set_state(state.rng["shuffler"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"{path} does not fit this model: {err}") from None
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as err:
+            # the last three: torch reading a malformed optimiser state (e.g. param_groups null)
+            raise CheckpointError(f"{path} does not fit this model: {err!r}") from None
         return state
 
     def _train_epoch(self, data: TensorData, order: torch.Tensor, epoch: int,

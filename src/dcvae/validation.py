@@ -18,10 +18,10 @@ def check_inputs(x: Any, *, name: str = "X") -> np.ndarray:
         arr = np.asarray(x)
     except (ValueError, TypeError) as err:  # ragged nested lists
         raise ValueError(f"{name} cannot be read as an array: {err}") from None
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.number)):
-        raise ValueError(f"{name} must be numeric (uint8 images or floats), got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "iuf":  # bool, object, strings, bytes, datetimes and timedeltas
+        raise ValueError(f"{name} must be numeric (uint8 images or floats), got dtype {arr.dtype}")
     if arr.ndim not in (2, 3, 4):
         raise ValueError(
             f"{name} must have shape (n, d), (n, H, W) or (n, C, H, W); got {arr.ndim}-D shape "
@@ -47,7 +47,13 @@ def check_inputs(x: Any, *, name: str = "X") -> np.ndarray:
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name} contains {int(bad.sum())} NaN or infinite values (first at index {first})")
-    arr = arr.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        arr = arr.astype(np.float32, copy=False)
+    big = ~np.isfinite(arr)
+    if big.any():  # finite float64 values beyond float32's range would silently become infinite
+        first = tuple(int(i) for i in np.argwhere(big)[0])
+        raise ValueError(f"{name} has {int(big.sum())} values too large for float32 (|x| > 3.4e38; "
+                         f"first at index {first})")
     if image:
         lo, hi = float(arr.min()), float(arr.max())
         if lo < 0.0 or hi > 1.0:
@@ -65,7 +71,12 @@ def in_unit_interval(x: np.ndarray) -> bool:
 def condition_names_from(c: Any, n: int, *, name: str = "c") -> tuple[np.ndarray, tuple[str, ...]]:
     """Fit time: labels of any hashable kind → (indices, sorted names)."""
     labels = _as_labels(c, n, name)
-    values = np.unique(labels)
+    try:
+        values = np.unique(labels)
+    except TypeError:  # an object array mixing kinds that do not order: 1 and "a", dicts, ...
+        kinds = sorted({type(v).__name__ for v in labels.tolist()})
+        raise ValueError(f"{name}: condition values must be of one orderable kind (numbers or "
+                         f"strings), got a mix of {kinds}") from None
     names = tuple(str(v) for v in values)
     if len(set(names)) != len(names):
         raise ValueError(f"{name}: two condition values print the same ({names})")
@@ -86,13 +97,28 @@ def condition_indices(c: Any, n: int, names: Sequence[str], *, name: str = "c") 
     return np.fromiter((lookup[v] for v in as_text), dtype=np.int64, count=n)
 
 
+def check_conditions(c: Any, n: int, *, name: str = "c") -> np.ndarray:
+    """Shape and missing-value checks only: for models that do not use the condition values."""
+    return _as_labels(c, n, name)
+
+
 def _as_labels(c: Any, n: int, name: str) -> np.ndarray:
-    labels = np.asarray(c)
+    try:
+        labels = np.asarray(c)
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise ValueError(f"{name} cannot be read as an array of conditions: {err}") from None
     if labels.ndim != 1 or labels.shape[0] != n:
         raise ValueError(f"{name} must be 1-D with one condition per sample ({n}), got shape {labels.shape}")
+    if labels.dtype == object and any(_missing(v) for v in labels.tolist()):
+        raise ValueError(f"{name} contains missing conditions (None, NaN or infinite)")
     if labels.dtype.kind == "f":
         if not np.isfinite(labels).all():
             raise ValueError(f"{name} contains NaN or infinite conditions")
-        if np.all(labels == np.round(labels)):
+        # integral floats name the same condition as the integer, where int64 holds them exactly
+        if np.all(labels == np.round(labels)) and np.all(np.abs(labels.astype(np.float64)) < 2.0**53):
             labels = labels.astype(np.int64)
     return labels
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and not np.isfinite(value))

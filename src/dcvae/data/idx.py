@@ -11,6 +11,7 @@ import gzip
 import math
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -164,7 +165,8 @@ def read_npz_array(path: str | os.PathLike[str], key: str = "arr_0") -> np.ndarr
             return archive[key]
     except DataFileError:
         raise
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, zlib.error) as err:
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, zlib.error, SyntaxError,
+            tokenize.TokenError, MemoryError) as err:  # the last three: hostile .npy headers
         raise DataFileError(path, f"cannot read array {key!r}: {err}") from err
 
 

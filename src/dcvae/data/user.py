@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import tokenize
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,10 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I
 _WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 _TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap W and H
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# np.load of a hostile file: a header numpy cannot tokenize, one promising a huge array, a zip
+NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, MemoryError,
+              zipfile.BadZipFile)
 
 
 # --------------------------------------------------------------------------- images
@@ -88,9 +93,9 @@ def _decode(path: Path, gray: bool, size: tuple[int, int]) -> np.ndarray:
     """Decode one image into uint8 (C, H, W), converted and resized as requested."""
     try:
         with Image.open(path) as opened:
-            im = ImageOps.exif_transpose(opened)
-            if im.mode == "F":
+            if opened.mode == "F":  # refused before decoding a (possibly huge) float image
                 raise DataFileError(path, "floating-point images are not supported")
+            im = ImageOps.exif_transpose(opened)
             if im.mode in _WIDE_MODES:
                 wide = np.asarray(im, dtype=np.int64)
                 if wide.size and (wide.min() < 0 or wide.max() > 65535):
@@ -229,7 +234,10 @@ def _check_finite(path: Path, x: np.ndarray) -> None:
     bad = ~np.isfinite(x)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{path}: {int(bad.sum())} non-finite value(s), first at index {where}")
+        raise ValueError(
+            f"{path}: {int(bad.sum())} non-finite value(s), first at index {where} (NaN, infinite, "
+            "or beyond float32's range)"
+        )
 
 
 def _to_features(path: Path, x: np.ndarray) -> np.ndarray:
@@ -237,7 +245,8 @@ def _to_features(path: Path, x: np.ndarray) -> np.ndarray:
     if x.dtype.kind not in "biuf":
         raise ValueError(f"{path}: expected a numeric array, found dtype {x.dtype}")
     if x.ndim == 2:
-        x = x.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused just below
+            x = x.astype(np.float32)
         _check_finite(path, x)
         return x
     if x.ndim == 3:
@@ -288,7 +297,7 @@ def _load_npz(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+    except NPY_ERRORS as err:
         raise DataFileError(path, f"not a readable .npz archive ({err})") from err
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DataFileError(path, "expected an .npz archive, found a single .npy array")
@@ -334,14 +343,17 @@ def _load_csv(
     if not rows:
         raise ValueError(f"{path}: the CSV file is empty")
     first = rows[0][1]
+    # A condition column (given by index) may hold text in any row: it says nothing about a header.
+    skip = condition_column % len(first) if isinstance(condition_column, int) and first else None
+    cells = [j for j in range(len(first)) if j != skip]
     if len(rows) > 1:
         second = rows[1][1]
         header = any(
-            _as_number(a) is None and _as_number(b) is not None
-            for a, b in zip(first, second, strict=False)
+            _as_number(first[j]) is None and j < len(second) and _as_number(second[j]) is not None
+            for j in cells
         )
     else:
-        header = any(_as_number(a) is None for a in first)
+        header = any(_as_number(first[j]) is None for j in cells)
     columns = [c.strip() for c in first] if header else [str(i) for i in range(len(first))]
     body = rows[1:] if header else rows
     if not body:
@@ -378,10 +390,17 @@ def _load_csv(
                     f"{path}: row {lineno}, column {columns[j]!r}: expected a finite number, "
                     f"found {row[j]!r}"
                 )
+            if abs(value) > _FLOAT32_MAX:
+                raise ValueError(
+                    f"{path}: row {lineno}, column {columns[j]!r}: {row[j]!r} is too large for float32"
+                )
             x[r, c] = value
         if cond_idx is not None:
+            if not row[cond_idx].strip():
+                raise ValueError(f"{path}: row {lineno}, column {columns[cond_idx]!r}: empty condition")
             cond.append(row[cond_idx])
-    return x, (np.asarray(cond) if cond_idx is not None else None)
+    # object, not a numpy string array: that would drop trailing NUL characters and merge labels
+    return x, (np.asarray(cond, dtype=object) if cond_idx is not None else None)
 
 
 def load_array_file(
@@ -409,14 +428,26 @@ def load_array_file(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    if condition_column is not None and (
+        isinstance(condition_column, bool) or not isinstance(condition_column, str | int | np.integer)
+    ):
+        raise ValueError(
+            f"{path}: condition_column must be a column name (str) or index (int), got "
+            f"{type(condition_column).__name__} {condition_column!r}"
+        )
+    if isinstance(condition_column, np.integer):
+        condition_column = int(condition_column)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         if isinstance(condition_column, str):
             raise ValueError(f"{path}: a .npy file has no column names; pass an index")
         try:
             x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
+        except NPY_ERRORS as err:
             raise DataFileError(path, f"not a readable .npy array ({err})") from err
+        if not isinstance(x, np.ndarray):  # np.load opens a zip archive whatever its name
+            x.close()
+            raise DataFileError(path, "an .npz archive, expected a single .npy array; rename it .npz")
         cond = None
         if condition_column is not None:
             x, cond = _split_column(path, x, condition_column)
@@ -429,6 +460,8 @@ def load_array_file(
 
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"{path}: no samples (shape {x.shape})")
+    if 0 in x.shape:
+        raise ValueError(f"{path}: no features: the data has a zero-sized axis (shape {x.shape})")
     features = _to_features(path, x)
     if cond is None:
         return LabelledArray(features, np.full(len(features), -1, dtype=np.int64)), ()
@@ -437,5 +470,8 @@ def load_array_file(
             f"{path}: conditions must be 1-D with one value per sample ({len(features)}), "
             f"found shape {cond.shape}"
         )
+    if cond.dtype.kind == "f" and not np.isfinite(cond).all():
+        where = int(np.flatnonzero(~np.isfinite(cond))[0])
+        raise ValueError(f"{path}: non-finite condition {cond[where]} for sample {where}")
     y, names = _encode_conditions(cond.tolist())
     return LabelledArray(features, y), names
