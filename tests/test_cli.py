@@ -97,21 +97,22 @@ def test_fit_on_an_image_folder_then_score_it(image_model, tmp_path):
     result = _ok(_run("score", model, "--images", images, "--out", out))
     assert "marginal mode" in result.output
     header, rows = _read_csv(out)
-    assert header == ["index", "label", "score", "anomaly"]
+    assert header == ["index", "file", "label", "score", "anomaly"]
     assert len(rows) == 30
-    assert [r[1] for r in rows] == ["cats"] * 15 + ["dogs"] * 15
-    scores = np.array([float(r[2]) for r in rows])
+    assert [r[1] for r in rows] == [f"{k}/{i:02d}.png" for k in ("cats", "dogs") for i in range(15)]
+    assert [r[2] for r in rows] == ["cats"] * 15 + ["dogs"] * 15
+    scores = np.array([float(r[3]) for r in rows])
     # the CSV holds what the Python API computes from the same folder
     data, _ = load_image_folder(images)
     detector = AnomalyDetector.load(model)
     assert np.array_equal(scores, detector.decision_function(data.x))
-    assert [int(r[3]) for r in rows] == list((scores > detector.thresholds_["marginal"]).astype(int))
+    assert [int(r[4]) for r in rows] == list((scores > detector.thresholds_["marginal"]).astype(int))
 
     given_out = tmp_path / "given.csv"
     result = _ok(_run("score", model, "--images", images, "--out", given_out, "--given"))
     assert "given mode" in result.output
     _, given_rows = _read_csv(given_out)
-    given = np.array([float(r[2]) for r in given_rows])
+    given = np.array([float(r[3]) for r in given_rows])
     assert np.all(scores <= given + 1e-9)  # marginal = minimum over conditions, given is one of them
     assert not np.array_equal(scores, given)
 
@@ -138,7 +139,7 @@ def test_fit_on_array_files(tmp_path):
     _ok(_run("score", tmp_path / "csv", "--array", tmp_path / "x.csv", "--condition-column", "cond",
              "--given", "--out", out))
     _, rows = _read_csv(out)
-    assert [r[1] for r in rows] == ["x", "y"] * 20
+    assert [r[2] for r in rows] == ["x", "y"] * 20 and {r[1] for r in rows} == {""}
 
 
 def test_list_names_every_model_dataset_protocol_and_score():

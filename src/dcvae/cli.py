@@ -30,6 +30,7 @@ from dcvae.data import (
     load_dataset,
     load_image_folder,
 )
+from dcvae.data.user import list_image_files
 from dcvae.detector import AnomalyDetector, NotFittedError
 from dcvae.experiment import evaluate_protocol
 from dcvae.models import MODELS
@@ -161,18 +162,18 @@ def _parse_size(size: str | None) -> tuple[int, int] | None:
 
 
 def _load_user_data(kw: dict[str, Any]) -> tuple[LabelledArray, tuple[str, ...], list[str]]:
-    """The samples named by --images or --array: (data, condition names, row identifiers)."""
+    """The samples named by --images or --array: (data, condition names, file of each sample)."""
     images, array_file = kw.pop("images"), kw.pop("array_file")
     column, size = kw.pop("condition_column"), _parse_size(kw.pop("size"))
     if images is not None:
         data, names = load_image_folder(images, size=size)
-        ids = [str(i) for i in range(len(data))]
+        ids = [f.relative_to(images).as_posix() for f in list_image_files(images)]
     else:
         col: str | int | None = column
         if column is not None and column.isdigit():
             col = int(column)
         data, names = load_array_file(array_file, condition_column=col)
-        ids = [str(i) for i in range(len(data))]
+        ids = [""] * len(data)
     if kw.pop("no_conditions") or not names:
         data, names = LabelledArray(data.x, np.full(len(data), -1, dtype=np.int64)), ()
     return data, names, ids
@@ -258,7 +259,7 @@ def fit(**kw: Any) -> None:
               help="Score conditional models with the data's own conditions (given mode) "
                    "instead of the minimum over all training conditions (marginal mode).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="CSV file to write: index, label, score, anomaly.")
+              help="CSV file to write: index, file (for images), label, score, anomaly.")
 def score(model_dir: Path, split: str, given: bool, out: Path, **kw: Any) -> None:
     """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
     source = _one_source(kw)
@@ -269,7 +270,7 @@ def score(model_dir: Path, split: str, given: bool, out: Path, **kw: Any) -> Non
             _note(message)
         part = data.train if split == "train" else data.test
         x, labels, names = part.x, part.y, data.class_names
-        ids = [str(i) for i in range(len(part))]
+        ids = [""] * len(part)
     else:
         user, names, ids = _load_user_data(kw)
         x, labels = user.x, user.y
@@ -283,9 +284,9 @@ def score(model_dir: Path, split: str, given: bool, out: Path, **kw: Any) -> Non
     flags = (scores > detector.thresholds_[mode]).astype(int)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["index", "label", "score", "anomaly"])
+    writer.writerow(["index", "file", "label", "score", "anomaly"])
     for i, (label, s, flag) in enumerate(zip(labels, scores, flags, strict=True)):
-        writer.writerow([ids[i], names[label] if label >= 0 and names else "", repr(float(s)), flag])
+        writer.writerow([i, ids[i], names[label] if label >= 0 and names else "", repr(float(s)), flag])
     atomic_write_text(out, buffer.getvalue())
     click.echo(f"scored {len(scores)} samples ({mode} mode); {int(flags.sum())} flagged as "
                f"anomalies at threshold {detector.thresholds_[mode]:.4g}; wrote {out}")

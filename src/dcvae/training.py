@@ -115,7 +115,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 def bf16_is_slow_here(device: torch.device | str) -> bool:
     """True on CPUs without native bfloat16 matmul (no AVX512-BF16/AMX): there bf16 is emulated
-    and far slower than float32 (about 30x at the matmul ceiling of benchmarks/throughput.py on an
+    and far slower than float32 (30-35x at the matmul ceiling of benchmarks/throughput.py on an
     AVX2-only AMD EPYC)."""
     if torch.device(device).type != "cpu":
         return False

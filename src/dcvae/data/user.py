@@ -118,6 +118,44 @@ def _decode(path: Path, gray: bool, size: tuple[int, int]) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
+def _folder_layout(root: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """The image files of a folder in load order, their class indices and the class names."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    suffixes = _image_suffixes()
+    loose = sorted(
+        p for p in root.iterdir()
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+    )
+    if class_dirs and loose:
+        raise ValueError(
+            f"{root}: holds both class subfolders ({class_dirs[0].name}, ...) and images "
+            f"({loose[0].name}, ...); use one layout: all images in class subfolders, or none"
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    if class_dirs:
+        for k, d in enumerate(class_dirs):
+            found = _images_in(d)
+            if not found:
+                raise ValueError(f"{d}: class folder holds no images")
+            files.extend(found)
+            labels.extend([k] * len(found))
+        names = tuple(d.name for d in class_dirs)
+    else:
+        if not loose:
+            raise ValueError(f"{root}: no images found (expected images or class subfolders)")
+        files, labels, names = loose, [-1] * len(loose), ()
+    return files, labels, names
+
+
+def list_image_files(path: PathLike) -> list[Path]:
+    """The images ``load_image_folder(path)`` reads, in the order of its samples."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such image folder")
+    return _folder_layout(root)[0]
+
+
 def load_image_folder(
     path: PathLike, *, size: tuple[int, int] | None = None, mode: str = "auto"
 ) -> tuple[LabelledArray, tuple[str, ...]]:
@@ -156,32 +194,7 @@ def load_image_folder(
             raise ValueError(f"size must be (height, width) with positive ints, got {size!r}")
         size = (int(size[0]), int(size[1]))
 
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    suffixes = _image_suffixes()
-    loose = sorted(
-        p for p in root.iterdir()
-        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-    )
-    if class_dirs and loose:
-        raise ValueError(
-            f"{root}: holds both class subfolders ({class_dirs[0].name}, ...) and images "
-            f"({loose[0].name}, ...); use one layout: all images in class subfolders, or none"
-        )
-    files: list[Path] = []
-    labels: list[int] = []
-    if class_dirs:
-        for k, d in enumerate(class_dirs):
-            found = _images_in(d)
-            if not found:
-                raise ValueError(f"{d}: class folder holds no images")
-            files.extend(found)
-            labels.extend([k] * len(found))
-        names = tuple(d.name for d in class_dirs)
-    else:
-        if not loose:
-            raise ValueError(f"{root}: no images found (expected images or class subfolders)")
-        files, labels, names = loose, [-1] * len(loose), ()
-
+    files, labels, names = _folder_layout(root)
     headers = [_header(f) for f in files]
     gray = all(g for _, g in headers) if mode == "auto" else mode == "L"
     if size is None:
