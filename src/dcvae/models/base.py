@@ -8,7 +8,7 @@ to this interface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -77,7 +77,6 @@ class ModelOutput:
     mu: Tensor
     logvar: Tensor
     c: Tensor | None = None
-    extras: dict[str, Tensor] = field(default_factory=dict)
 
 
 class VAE(nn.Module):

@@ -33,11 +33,3 @@ def build_model(name: str, **config: Any) -> VAE:
     """Instantiate model ``name`` from keyword hyper-parameters, checked like a config file."""
     cls = model_class(name)
     return cls(cls.config_class.from_dict(config, where=name))
-
-
-def hyperparameter_names(name: str) -> list[str]:
-    import dataclasses
-
-    return [f.name for f in dataclasses.fields(model_class(name).config_class)]
-
-
