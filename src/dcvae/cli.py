@@ -219,17 +219,19 @@ def fit(**kw: Any) -> None:
                                "refusing to write into it")
     if resume and not checkpoint.exists():
         raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
-    if every is not None or resume:
+    if source == "dataset" and (kw["protocol"] is None or kw["target_class"] is None):
+        raise click.UsageError("--dataset needs --protocol and --class to say what is normal")
+    # options are checked here, before any data is read or any directory is made
+    detector = AnomalyDetector(model, seed=kw.pop("seed"), **_detector_kwargs(kw))
+    use_checkpoint = every is not None or resume
+    if use_checkpoint:
         out.mkdir(parents=True, exist_ok=True)
-    detector_kw = _detector_kwargs(kw)
     validation = None
     names: tuple[str, ...] | None
     if source == "dataset":
         data = load_dataset(kw["dataset"], kw["data_dir"])
         for message in data.notes:
             _note(message)
-        if kw["protocol"] is None or kw["target_class"] is None:
-            raise click.UsageError("--dataset needs --protocol and --class to say what is normal")
         split = make_protocol(kw["protocol"], data, kw["target_class"], seed=seed,
                               train_size=kw["train_size"])
         x, c, names = split.train.x, split.train.y, split.condition_names
@@ -238,10 +240,9 @@ def fit(**kw: Any) -> None:
         user, user_names, _ = _load_user_data(kw)
         x, names = user.x, user_names or None
         c = user.y if user_names else None
-    detector = AnomalyDetector(model, seed=kw.pop("seed"), **detector_kw)
     start = time.perf_counter()
     detector.fit(x, c, condition_names=names, validation=validation,
-                 checkpoint=checkpoint if (every is not None or resume) else None,
+                 checkpoint=checkpoint if use_checkpoint else None,
                  checkpoint_every=every or 1, resume=resume)
     seconds = time.perf_counter() - start
     detector.save(out)
