@@ -49,11 +49,12 @@ def _by_hand(model, x_raw, c):
     else:
         prior = Normal(torch.zeros(3), torch.ones(3))
     kl = kl_divergence(Normal(mu[0], torch.exp(0.5 * logvar[0])), prior).sum()
-    return {"recon": recon.item(), "elbo": (nll + kl).item(), "kl": kl.item()}
+    return {"recon": recon.item(), "elbo": (nll + kl).item(), "kl": kl.item(),
+            "prior": -prior.log_prob(mu[0]).sum().item()}
 
 
 @pytest.mark.parametrize("name", ["dcvae", "cvae", "vae"])
-@pytest.mark.parametrize("score", ["recon", "elbo", "kl"])
+@pytest.mark.parametrize("score", ["recon", "elbo", "kl", "prior"])
 def test_given_mode_scores_match_a_hand_computation(name, score):
     model = _model(name)
     x, c = _data()
@@ -73,6 +74,16 @@ def test_dcvae_kl_is_measured_against_the_conditional_prior_not_the_standard_nor
         model.conditional_prior.logvar.zero_()
     kl_standard = anomaly_scores(model, x, c, score="kl")
     assert np.abs(kl - kl_standard).min() > 1e-3
+
+
+def test_prior_score_grows_as_the_code_leaves_the_conditional_prior():
+    model = _model("dcvae")
+    x, c = _data()
+    near = anomaly_scores(model, x, c, score="prior")
+    with torch.no_grad():  # move condition c's prior far from every code: all codes become atypical
+        model.conditional_prior.mean.add_(25.0)
+    far = anomaly_scores(model, x, c, score="prior")
+    assert (far > near + 100).all()
 
 
 def test_gaussian_elbo_uses_the_standardised_input_and_the_learned_output_variance():
@@ -214,6 +225,6 @@ def test_conditional_model_with_one_condition_needs_no_labels():
 
 def test_unknown_score_name_lists_the_scores():
     x, _ = _data(n=2)
-    message = r"unknown score 'mahalanobis'; choose one of \['elbo', 'kl', 'recon'\]"
+    message = r"unknown score 'mahalanobis'; choose one of \['elbo', 'kl', 'prior', 'recon'\]"
     with pytest.raises(ValueError, match=message):
         anomaly_scores(_model("vae"), x, score="mahalanobis")

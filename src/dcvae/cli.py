@@ -357,6 +357,57 @@ def demo(epochs: int, batch_size: int, seed: int) -> None:
     click.echo(f"({time.perf_counter() - start:.0f} s on {_hardware()})")
 
 
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The results directory: results.jsonl, a copy of the config, saved models.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process or a process pool; ray: one Ray task per run.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at a time (local pool size; Ray: CPUs of a local Ray instance = workers × threads).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="PyTorch threads (and Ray CPUs) per run [default: CPU cores / workers].")
+@click.option("--address", default=None,
+              help="Ray: the address of an existing cluster (e.g. ray://head:10001 or auto).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where dataset files are looked for first (workers need the same path).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def benchmark(config: Path, out: Path, executor: str, workers: int, threads: int | None,
+              address: str | None, data_dir: Path | None, quiet: bool) -> None:
+    """Run the grid of a benchmark CONFIG (TOML); finished runs are skipped, so re-run to resume."""
+    from dcvae.benchmark import run_benchmark
+
+    if address is not None and executor != "ray":
+        raise click.UsageError("--address is for --executor ray")
+    start = time.perf_counter()
+    counts = run_benchmark(config, out, data_dir=data_dir, executor=executor, workers=workers,
+                           threads=threads, address=address, progress=not quiet)
+    click.echo(f"{counts['total']} runs in the grid: {counts['skipped']} already done, "
+               f"{counts['ran']} run now in {time.perf_counter() - start:.0f} s; results in "
+               f"{out / 'results.jsonl'}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--command", "benchmark_command", default=None, metavar="TEXT",
+              help="The `dcvae benchmark ...` command that produced DIRECTORY, quoted in the report.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where dataset files are looked for first (the figures need the test images).")
+@click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Test images (a seeded subsample) behind each latent-space figure.")
+def report(directory: Path, benchmark_command: str | None, data_dir: Path | None,
+           max_samples: int) -> None:
+    """Write DIRECTORY/report.md and report.html (Table I side by side, figures) from benchmark results."""
+    from dcvae.benchmark.report import write_report
+
+    start = time.perf_counter()
+    paths = write_report(directory, command=benchmark_command, max_figure_samples=max_samples,
+                         data_dir=data_dir)
+    figures = len(list(paths["figures"].glob("*.png")))
+    click.echo(f"wrote {paths['markdown']} and {paths['html']} ({figures} figures in "
+               f"{paths['figures']}) in {time.perf_counter() - start:.0f} s")
+
+
 @main.command(name="list")
 def list_() -> None:
     """The models, datasets, protocols and scores this version knows."""

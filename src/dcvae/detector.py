@@ -71,9 +71,11 @@ class AnomalyDetector:
         self.model_kwargs = {"latent_dim": latent_dim, "backbone": backbone,
                              "hidden_dims": tuple(hidden_dims), **hyperparameters}
         self.likelihood = likelihood
-        self.train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                                        secondary_lr=secondary_lr, patience=patience, seed=seed,
-                                        device=device, precision=precision)
+        # from_dict checks types too: lr="fast" is named as such, not a comparison error later
+        self.train_config = TrainConfig.from_dict(
+            {"epochs": epochs, "batch_size": batch_size, "lr": lr, "secondary_lr": secondary_lr,
+             "patience": patience, "seed": seed, "device": device, "precision": precision},
+            where="training")
         self.contamination = contamination
         self.validation_fraction = validation_fraction
         self.score = score

@@ -5,6 +5,8 @@
   to the model's own prior (r(z|c) for dCVAE); with ``n_samples`` > 0 the reconstruction term
   averages that many posterior samples drawn from a generator seeded by ``seed``.
 - ``kl``: the KL term alone, how far the posterior lies from the (conditional) prior.
+- ``prior``: -log p(mu(x, c) | c), the prior's density at the posterior mean (r(z|c) for dCVAE):
+  how atypical the code itself is under the condition, whatever the posterior's spread.
 
 Conditional models score in ``given`` mode when conditions are passed, and in ``marginal`` mode
 (the minimum over every training condition; no test label used) when they are not.
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dcvae.math import gaussian_log_density
 from dcvae.models.base import VAE
 from dcvae.training import autocast
 
@@ -47,6 +50,11 @@ def _kl(model: VAE, post: Posterior) -> Tensor:
     return model.kl_to_prior(post.mu, post.logvar, post.c).sum(dim=1)
 
 
+def _prior(model: VAE, post: Posterior) -> Tensor:
+    mu_p, logvar_p = model.prior(post.c, post.mu.shape[0])
+    return -gaussian_log_density(post.mu, mu_p, logvar_p).sum(dim=1)
+
+
 def _elbo(model: VAE, post: Posterior) -> Tensor:
     if post.noise is None:
         nll = -model.log_likelihood(post.x, model.decode(post.mu, post.c_onehot))
@@ -60,7 +68,7 @@ def _elbo(model: VAE, post: Posterior) -> Tensor:
     return nll + _kl(model, post)
 
 
-SCORES: dict[str, ScoreFn] = {"recon": _recon, "elbo": _elbo, "kl": _kl}
+SCORES: dict[str, ScoreFn] = {"recon": _recon, "elbo": _elbo, "kl": _kl, "prior": _prior}
 
 
 def check_score_name(score: str) -> None:

@@ -1,0 +1,249 @@
+"""A benchmark grid from a TOML file: models × datasets × protocol × classes × seeds × settings.
+
+The file (see ``benchmarks/paper.toml``)::
+
+    name = "paper"                      # names the results; free text
+    scores = ["recon", "elbo", "kl"]    # every run records each; the first is the headline
+    save_models = "first-seed"          # "none" | "first-seed" | "all": detectors kept for the report
+    save_scores = false                 # true: every run's per-sample scores in OUT/scores/KEY.npz
+
+    [defaults]                          # detector and training settings of every run
+    epochs = 3
+    batch_size = 64
+    lr = 1e-5
+
+    [models.dcvae]                      # one model's own settings (hyper-parameters, or training
+    beta = 3.0                          # settings that differ for it); they win over [defaults]
+
+    [[grid]]                            # any number of blocks; the runs are their union
+    datasets = ["mnist", "fmnist"]
+    protocol = "leave-one-out"
+    classes = "all"                     # or a list of class indices
+    seeds = [0, 1]
+    models = ["vae", "dcvae"]
+    settings = { train_size = 2000 }    # optional: this block's own overrides, applied last
+
+Settings merge in that order: ``[defaults]``, then ``[models.NAME]``, then the block's
+``settings``. Everything is checked when the file is read — unknown keys, models, datasets,
+scores, out-of-range values, classes a dataset does not have — so a typo never costs a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcvae.config import ConfigError
+from dcvae.data import DATASETS
+from dcvae.detector import AnomalyDetector
+from dcvae.models import MODELS
+from dcvae.protocols import PROTOCOLS
+from dcvae.scoring import check_score_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_TOP_KEYS = {"name", "description", "scores", "save_models", "save_scores", "defaults", "models",
+             "grid"}
+_BLOCK_KEYS = {"datasets", "protocol", "classes", "seeds", "models", "settings"}
+_SAVE_MODES = ("none", "first-seed", "all")
+# Run-level settings that are not AnomalyDetector arguments.
+_RUN_SETTINGS = {"train_size"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid: everything that determines its result, and its key in the store."""
+
+    model: str
+    dataset: str
+    protocol: str
+    target_class: int
+    seed: int
+    settings: dict[str, Any]
+    scores: tuple[str, ...]
+    save_model: bool = False
+    save_scores: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same run (what is saved does not change a result)."""
+        return {"model": self.model, "dataset": self.dataset, "protocol": self.protocol,
+                "class": self.target_class, "seed": self.seed, "settings": self.settings,
+                "scores": list(self.scores)}
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.dataset} {self.protocol} class {self.target_class} seed {self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.identity(), "save_model": self.save_model, "save_scores": self.save_scores}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        return cls(model=d["model"], dataset=d["dataset"], protocol=d["protocol"],
+                   target_class=int(d["class"]), seed=int(d["seed"]), settings=dict(d["settings"]),
+                   scores=tuple(d["scores"]), save_model=bool(d.get("save_model", False)),
+                   save_scores=bool(d.get("save_scores", False)))
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    name: str
+    description: str
+    scores: tuple[str, ...]
+    save_models: str
+    runs: tuple[RunSpec, ...]
+    source: str  # the TOML text, kept with the results
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({r.dataset for r in self.runs})
+
+
+def load_config(path: str | Path, *, class_count: Callable[[str], int]) -> BenchmarkConfig:
+    """Read and check a grid file. ``class_count(dataset)`` gives the number of classes, to resolve
+    ``classes = "all"`` and check listed classes (it loads the dataset: a missing one fails here)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"benchmark config {path} does not exist") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(raw, text=text, where=str(path), class_count=class_count)
+
+
+def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text: str = "",
+                 where: str = "config") -> BenchmarkConfig:
+    _no_unknown(raw, _TOP_KEYS, where)
+    name = _typed(raw.get("name", Path(where).stem), str, f"{where}: name")
+    description = _typed(raw.get("description", ""), str, f"{where}: description")
+    scores = tuple(_str_list(raw.get("scores", ["recon"]), f"{where}: scores"))
+    if not scores:
+        raise ConfigError(f"{where}: scores must name at least one score")
+    for score in scores:
+        try:
+            check_score_name(score)
+        except ValueError as err:
+            raise ConfigError(f"{where}: scores: {err}") from None
+    save_models = raw.get("save_models", "none")
+    if save_models not in _SAVE_MODES:
+        raise ConfigError(f"{where}: save_models must be one of {list(_SAVE_MODES)}, got {save_models!r}")
+    save_scores = _typed(raw.get("save_scores", False), bool, f"{where}: save_scores")
+    defaults = _typed(raw.get("defaults", {}), dict, f"{where}: [defaults]")
+    per_model = _typed(raw.get("models", {}), dict, f"{where}: [models]")
+    for model, section in per_model.items():
+        _check_model(model, f"{where}: [models.{model}]")
+        _typed(section, dict, f"{where}: [models.{model}]")
+        _check_settings(model, {**defaults, **section}, f"{where}: [models.{model}]")  # even if unused
+    blocks = raw.get("grid")
+    if not isinstance(blocks, list) or not blocks:
+        raise ConfigError(f"{where}: needs at least one [[grid]] block")
+
+    runs: dict[str, RunSpec] = {}
+    checked: set[str] = set()
+    for i, block in enumerate(blocks, 1):
+        at = f"{where}: [[grid]] block {i}"
+        _typed(block, dict, at)
+        _no_unknown(block, _BLOCK_KEYS, at)
+        for key in ("datasets", "models", "seeds"):
+            if key not in block:
+                raise ConfigError(f"{at}: missing key {key!r}")
+        datasets = _str_list(block["datasets"], f"{at}: datasets")
+        models = _str_list(block["models"], f"{at}: models")
+        seeds = block["seeds"]
+        if (not isinstance(seeds, list) or not seeds
+                or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+            raise ConfigError(f"{at}: seeds must be a non-empty list of integers, got {seeds!r}")
+        protocol = block.get("protocol", "leave-one-out")
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"{at}: unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+        overrides = _typed(block.get("settings", {}), dict, f"{at}: settings")
+        for dataset in datasets:
+            if dataset not in DATASETS:
+                raise ConfigError(f"{at}: unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
+        for model in models:
+            _check_model(model, f"{at}: models")
+        for dataset in datasets:
+            classes = _classes(block.get("classes", "all"), class_count(dataset), dataset, at)
+            for model in models:
+                settings = {**defaults, **per_model.get(model, {}), **overrides}
+                signature = json.dumps([model, settings], sort_keys=True)
+                if signature not in checked:
+                    _check_settings(model, settings, at)
+                    checked.add(signature)
+                for k in classes:
+                    for seed in seeds:
+                        spec = RunSpec(model, dataset, protocol, k, seed, settings, scores,
+                                       save_model=save_models == "all"
+                                       or (save_models == "first-seed" and seed == seeds[0]),
+                                       save_scores=save_scores)
+                        runs.setdefault(spec.key, spec)
+    return BenchmarkConfig(name, description, scores, save_models, tuple(runs.values()), text)
+
+
+def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:
+    """Build (not fit) the detector: it refuses unknown keys and out-of-range values."""
+    detector_settings = {k: v for k, v in settings.items() if k not in _RUN_SETTINGS}
+    train_size = settings.get("train_size")
+    if train_size is not None and (not isinstance(train_size, int) or isinstance(train_size, bool)
+                                   or train_size < 2):
+        raise ConfigError(f"{at}: train_size must be an integer of at least 2, got {train_size!r}")
+    for key in ("score", "progress", "seed"):
+        if key in detector_settings:
+            raise ConfigError(f"{at}: {key!r} is set by the grid itself "
+                              + ("(top-level 'scores')" if key == "score" else
+                                 "(the block's 'seeds')" if key == "seed" else "(always off)"))
+    try:
+        AnomalyDetector(model, progress=False, **detector_settings)
+    except (ConfigError, ValueError, TypeError) as err:
+        raise ConfigError(f"{at}: settings for model {model!r}: {err}") from None
+
+
+def _classes(value: Any, n: int, dataset: str, at: str) -> list[int]:
+    if value == "all":
+        return list(range(n))
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(k, int) and not isinstance(k, bool) for k in value)):
+        raise ConfigError(f"{at}: classes must be \"all\" or a non-empty list of integers, got {value!r}")
+    bad = [k for k in value if not 0 <= k < n]
+    if bad:
+        raise ConfigError(f"{at}: {dataset} has classes 0..{n - 1}; {bad} do not exist")
+    return list(value)
+
+
+def _check_model(model: str, at: str) -> None:
+    if model not in MODELS:
+        raise ConfigError(f"{at}: unknown model {model!r}; choose from {sorted(MODELS)}")
+
+
+def _no_unknown(d: dict[str, Any], known: set[str], at: str) -> None:
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"{at}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+
+
+def _typed(value: Any, kind: type, at: str) -> Any:
+    if not isinstance(value, kind):
+        raise ConfigError(f"{at} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _str_list(value: Any, at: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{at} must be a list of strings, got {value!r}")
+    return value
