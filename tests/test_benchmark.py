@@ -24,7 +24,7 @@ from dcvae.config import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 TINY = """
 name = "tiny"
-scores = ["recon", "elbo", "kl"]
+scores = ["recon", "elbo", "kl", "typical-elbo"]
 save_models = "first-seed"
 save_scores = true
 [defaults]
@@ -181,7 +181,7 @@ def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path:
     assert len(records) == 12
     for r in records.values():
         assert r["status"] == "ok"
-        assert set(r["metrics"]) == {"recon", "elbo", "kl"}
+        assert set(r["metrics"]) == {"recon", "elbo", "kl", "typical-elbo"}
         assert r["auc"] == r["metrics"]["recon"]["auc"]
         assert 0.0 <= r["auc"] <= 1.0 and 0.0 <= r["metrics"]["recon"]["validation_auc"] <= 1.0
         assert len(r["metrics"]["recon"]["roc_tpr"]) == 51
@@ -197,6 +197,11 @@ def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path:
             for score in ("recon", "elbo", "kl"):
                 assert roc_auc_score(labels, raw[f"test_{score}"]) == pytest.approx(
                     r["metrics"][score]["auc"], abs=1e-6)
+            # typicality: fitted on the normal validation carve's scores, nothing else
+            val = raw["validation_elbo"].astype(np.float64)
+            typical = np.abs(raw["test_elbo"] - val.mean()) / val.std()
+            assert roc_auc_score(labels, typical) == pytest.approx(
+                r["metrics"]["typical-elbo"]["auc"], abs=1e-5)
     assert (out / "config.toml").read_text() == tiny.read_text()
     again = run_benchmark(tiny, out, progress=False)
     assert again == {"total": 12, "skipped": 12, "ran": 0}

@@ -8,7 +8,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from dcvae.models import build_model
 from dcvae.models.base import LOGVAR_RANGE
-from dcvae.scoring import SCORES, anomaly_scores
+from dcvae.scoring import SCORES, anomaly_scores, score_table
 
 CONDITIONS = ["a", "b", "c"]
 SHAPE = [1, 8, 8]
@@ -228,3 +228,15 @@ def test_unknown_score_name_lists_the_scores():
     message = r"unknown score 'mahalanobis'; choose one of \['elbo', 'kl', 'prior', 'recon'\]"
     with pytest.raises(ValueError, match=message):
         anomaly_scores(_model("vae"), x, score="mahalanobis")
+
+
+@pytest.mark.parametrize("mode", ["given", "marginal"])
+def test_a_table_of_scores_equals_each_score_alone(mode):
+    """score_table shares one encoder/decoder pass between scores: no score may notice."""
+    model = _model()
+    x, c = _data(n=40)
+    c = c if mode == "given" else None
+    table = score_table(model, x, c, scores=tuple(sorted(SCORES)), batch_size=16)
+    for score in SCORES:
+        alone = score_table(model, x, c, scores=(score,), batch_size=16)[score]
+        np.testing.assert_array_equal(table[score], alone)

@@ -36,7 +36,7 @@ from dcvae.experiment import evaluate_protocol
 from dcvae.models import MODELS
 from dcvae.persistence import ModelFileError
 from dcvae.protocols import PROTOCOLS, make_protocol
-from dcvae.scoring import SCORES
+from dcvae.score_family import BASE_SCORES, parse_score
 from dcvae.training import TrainingDivergedError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -72,6 +72,13 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _check_score(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return parse_score(value).name
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--model", "model", type=click.Choice(sorted(MODELS)), default="dcvae",
@@ -94,8 +101,9 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--patience", type=click.IntRange(min=0), default=5, show_default=True,
                      help="Early-stopping patience in epochs (0 = off)."),
         click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--score", type=click.Choice(sorted(SCORES)), default="recon",
-                     show_default=True, help="Anomaly score."),
+        click.option("--score", default="recon", show_default=True, callback=_check_score,
+                     help="Anomaly score: recon, elbo, kl, prior, ic-elbo; 'typical-' before one "
+                          "(e.g. typical-elbo); several joined by '+' (e.g. recon+kl). See `dcvae list`."),
         click.option("--contamination", type=click.FloatRange(0.0, 0.5), default=0.05,
                      show_default=True, help="Expected anomaly fraction; sets the threshold."),
         click.option("--device", default="cpu", show_default=True),
@@ -417,8 +425,9 @@ def list_() -> None:
         click.echo(f"dataset   {name}")
     for name in sorted(PROTOCOLS):
         click.echo(f"protocol  {name}")
-    for name in sorted(SCORES):
+    for name in BASE_SCORES:
         click.echo(f"score     {name}")
+    click.echo("score     typical-NAME (two-sided typicality), A+B (standardised sum)")
 
 
 def _hardware() -> str:

@@ -24,7 +24,7 @@ from dcvae.metrics import calibrate_threshold
 from dcvae.models import VAE, model_class
 from dcvae.persistence import ModelFileError, load_model, save_model
 from dcvae.protocols import stratified_subset
-from dcvae.scoring import anomaly_scores, check_score_name
+from dcvae.score_family import FittedScore, base_scores, fit_score, parse_score
 from dcvae.training import History, TensorData, TrainConfig, Trainer
 from dcvae.validation import (
     check_conditions,
@@ -55,7 +55,9 @@ class AnomalyDetector:
     contamination: expected anomaly fraction in [0, 0.5]; sets the threshold on the validation
         carve of the normal data (0 = the largest validation score).
     validation_fraction: share of the training data held out for early stopping and the threshold.
-    score: "recon" (Eq. 17), "elbo" or "kl" (see ``dcvae.scoring``).
+    score: a score name of ``dcvae.score_family``: "recon" (Eq. 17), "elbo", "kl", "prior",
+        "ic-elbo", "typical-elbo", "recon+kl", ...; scores built from several terms or from
+        typicality are fitted on the normal validation carve.
     **hyperparameters: the model's own (beta, gamma, alpha, lambda_min, ...).
     """
 
@@ -78,7 +80,8 @@ class AnomalyDetector:
             where="training")
         self.contamination = contamination
         self.validation_fraction = validation_fraction
-        self.score = score
+        self.recipe = parse_score(score)  # a bad name fails here, before any training
+        self.score = self.recipe.name
         self.progress = progress
         # Check everything now, before any training time is spent.
         cls = model_class(model)
@@ -91,7 +94,6 @@ class AnomalyDetector:
         cls.config_class.from_dict(self.model_kwargs, where=model)  # types and ranges
         if likelihood not in ("auto", "bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'auto', 'bernoulli' or 'gaussian', got {likelihood!r}")
-        check_score_name(score)
         calibrate_threshold(np.zeros(1), contamination)  # validates the range
         if not 0.0 < validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
@@ -99,6 +101,7 @@ class AnomalyDetector:
         self.history_: History | None = None
         self.thresholds_: dict[str, float] = {}
         self.validation_scores_: dict[str, np.ndarray] = {}
+        self.score_fits_: dict[str, FittedScore] = {}
 
     # ------------------------------------------------------------------------------------ fit
     def fit(self, X: Any, c: Any = None, *, condition_names: tuple[str, ...] | None = None,
@@ -164,12 +167,14 @@ class AnomalyDetector:
     def _calibrate(self, x_val: np.ndarray, c_val: np.ndarray) -> None:
         model = self._fitted()
         precision = self.train_config.precision
-        given = anomaly_scores(model, x_val, c_val if model.conditional else None, score=self.score,
-                               precision=precision)
-        marginal = (anomaly_scores(model, x_val, None, score=self.score, precision=precision)
-                    if model.conditional and model.n_conditions > 1 else given)
-        self.validation_scores_ = {"given": _finite(given, "validation X"),
-                                   "marginal": _finite(marginal, "validation X")}
+        conditions = {"given": c_val if model.conditional else None,
+                      "marginal": None if model.conditional and model.n_conditions > 1
+                      else (c_val if model.conditional else None)}
+        for mode, c in conditions.items():
+            # the score's statistics come from this normal validation carve, and nothing else
+            bases = self._base_scores(x_val, c, precision)
+            self.score_fits_[mode] = fit_score(self.recipe, bases)
+            self.validation_scores_[mode] = _finite(self.score_fits_[mode](bases), "validation X")
         self.thresholds_ = {mode: calibrate_threshold(self.validation_scores_[mode], self.contamination)
                             for mode in _MODES}
 
@@ -184,9 +189,13 @@ class AnomalyDetector:
             indices = condition_indices(c, len(x), model.config.condition_names)
         elif c is not None:  # the model ignores conditions, but a c that does not fit X is a mistake
             check_conditions(c, len(x))
-        return _finite(anomaly_scores(model, x, indices, score=self.score,
-                                      precision=self.train_config.precision,
-                                      batch_size=max(self.train_config.batch_size, 1024)), "X")
+        mode = "given" if c is not None else "marginal"
+        bases = self._base_scores(x, indices, self.train_config.precision)
+        return _finite(self.score_fits_[mode](bases), "X")
+
+    def _base_scores(self, x: np.ndarray, c: np.ndarray | None, precision: str) -> dict[str, np.ndarray]:
+        return base_scores(self._fitted(), x, c, self.recipe.bases, precision=precision,
+                           batch_size=max(self.train_config.batch_size, 1024))
 
     score_samples = decision_function
 
@@ -222,7 +231,8 @@ class AnomalyDetector:
         model = self._fitted()
         detector = {"score": self.score, "contamination": self.contamination,
                     "validation_fraction": self.validation_fraction,
-                    "thresholds": dict(self.thresholds_)}
+                    "thresholds": dict(self.thresholds_),
+                    "score_fits": {mode: fit.to_dict() for mode, fit in self.score_fits_.items()}}
         return save_model(model, path, training=self.train_config, history=self.history_,
                           detector=detector)
 
@@ -232,9 +242,11 @@ class AnomalyDetector:
         saved = load_model(path)
         info = saved.detector or {}
         expected = {"score", "contamination", "validation_fraction", "thresholds"}
-        if set(info) != expected:
+        # score_fits came later: a file without it holds a plain score, which needs no statistics
+        if not expected <= set(info) <= expected | {"score_fits"}:
             raise ModelFileError(f"{path}: config.json field 'detector' must hold exactly "
-                                 f"{sorted(expected)}; was this model saved by AnomalyDetector.save?")
+                                 f"{sorted(expected | {'score_fits'})}; was this model saved by "
+                                 "AnomalyDetector.save?")
         thresholds = info["thresholds"]
         if (not isinstance(thresholds, dict) or set(thresholds) != set(_MODES)
                 or not all(_is_finite_number(v) for v in thresholds.values())):
@@ -258,6 +270,14 @@ class AnomalyDetector:
                       score=info["score"], **train.to_dict(), **extra)
         except ValueError as err:  # a value out of range, e.g. contamination 0.7
             raise ModelFileError(f"{path}: config.json field 'detector': {err}") from None
+        fits = info.get("score_fits", {mode: {} for mode in _MODES})
+        if not isinstance(fits, dict) or set(fits) != set(_MODES):
+            raise ModelFileError(f"{path}: config.json field 'detector.score_fits' must map "
+                                 f"{list(_MODES)} to score statistics")
+        try:
+            det.score_fits_ = {mode: FittedScore.from_dict(det.recipe, fits[mode]) for mode in _MODES}
+        except ValueError as err:
+            raise ModelFileError(f"{path}: config.json field 'detector.score_fits': {err}") from None
         det.model_, det.history_ = model, saved.history
         det.thresholds_ = {k: float(v) for k, v in thresholds.items()}
         return det

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from dcvae.training import autocast
 class Posterior:
     """What every score is computed from, for one batch under one condition assignment."""
 
+    model: VAE
     x: Tensor
     c: Tensor | None
     mu: Tensor
@@ -37,12 +39,17 @@ class Posterior:
     c_onehot: Tensor
     noise: Tensor | None  # (B, n_samples, d) standard normal draws, fixed per sample
 
+    @cached_property
+    def decoded(self) -> Tensor:
+        """The decoder's output at z = mu, computed once for every score that needs it."""
+        return self.model.decode(self.mu, self.c_onehot)
+
 
 ScoreFn = Callable[[VAE, Posterior], Tensor]
 
 
 def _recon(model: VAE, post: Posterior) -> Tensor:
-    x_hat = model.reconstruction(model.decode(post.mu, post.c_onehot))
+    x_hat = model.reconstruction(post.decoded)
     return (post.x - x_hat).flatten(1).norm(dim=1)
 
 
@@ -57,7 +64,7 @@ def _prior(model: VAE, post: Posterior) -> Tensor:
 
 def _elbo(model: VAE, post: Posterior) -> Tensor:
     if post.noise is None:
-        nll = -model.log_likelihood(post.x, model.decode(post.mu, post.c_onehot))
+        nll = -model.log_likelihood(post.x, post.decoded)
     else:
         std = torch.exp(0.5 * post.logvar)
         nll = torch.zeros(post.x.shape[0], device=post.x.device)
@@ -76,7 +83,6 @@ def check_score_name(score: str) -> None:
         raise ValueError(f"unknown score {score!r}; choose one of {sorted(SCORES)}")
 
 
-@torch.no_grad()
 def anomaly_scores(
     model: VAE,
     x: np.ndarray | Tensor,
@@ -94,8 +100,26 @@ def anomaly_scores(
     ``marginal`` mode. Inputs are assumed validated (see ``dcvae.validation``).
     ``precision="bf16"`` runs the matrix products in bfloat16 (see ``TrainConfig``).
     """
-    check_score_name(score)
-    fn = SCORES[score]
+    return score_table(model, x, c, scores=(score,), batch_size=batch_size, n_samples=n_samples,
+                       seed=seed, precision=precision)[score]
+
+
+@torch.no_grad()
+def score_table(
+    model: VAE,
+    x: np.ndarray | Tensor,
+    c: np.ndarray | Tensor | None = None,
+    *,
+    scores: tuple[str, ...] = ("recon",),
+    batch_size: int = 1024,
+    n_samples: int = 0,
+    seed: int = 0,
+    precision: str = "fp32",
+) -> dict[str, np.ndarray]:
+    """Several scores of ``x`` from one encoder (and decoder) pass; each as ``anomaly_scores``
+    gives it. In marginal mode each score takes its own minimum over the conditions."""
+    for score in scores:
+        check_score_name(score)
     model.eval()
     device = model.input_shift.device
     x_t = torch.as_tensor(x)
@@ -104,7 +128,7 @@ def anomaly_scores(
     conditions = model.n_conditions if marginal else 1
     # Keep about batch_size rows per forward pass even when every condition is tried.
     chunk = max(1, batch_size // conditions)
-    out = np.empty(x_t.shape[0], dtype=np.float64)
+    out = {score: np.empty(x_t.shape[0], dtype=np.float64) for score in scores}
     noise = None
     if n_samples > 0:  # drawn once for the whole input, so scores do not depend on batch_size
         gen = torch.Generator().manual_seed(seed)
@@ -123,8 +147,10 @@ def anomaly_scores(
         onehot = model.condition_onehot(cb, xb.shape[0])
         with autocast(device, precision):
             mu, logvar = model.encode(xb, onehot)
-            values = fn(model, Posterior(xb, cb, mu, logvar, onehot, nb)).float()
-        if marginal:
-            values = values.view(b, conditions).min(dim=1).values
-        out[start:start + b] = values.double().cpu().numpy()
+            post = Posterior(model, xb, cb, mu, logvar, onehot, nb)
+            for score in scores:
+                values = SCORES[score](model, post).float()
+                if marginal:
+                    values = values.view(b, conditions).min(dim=1).values
+                out[score][start:start + b] = values.double().cpu().numpy()
     return out

@@ -3,7 +3,8 @@
 The file (see ``benchmarks/paper.toml``)::
 
     name = "paper"                      # names the results; free text
-    scores = ["recon", "elbo", "kl"]    # every run records each; the first is the headline
+    scores = ["recon", "typical-elbo"]  # every run records each (dcvae.score_family); the first
+                                        # is the headline
     save_models = "first-seed"          # "none" | "first-seed" | "all": detectors kept for the report
     save_scores = false                 # true: every run's per-sample scores in OUT/scores/KEY.npz
 
@@ -43,7 +44,7 @@ from dcvae.data import DATASETS
 from dcvae.detector import AnomalyDetector
 from dcvae.models import MODELS
 from dcvae.protocols import PROTOCOLS
-from dcvae.scoring import check_score_name
+from dcvae.score_family import parse_score
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -135,11 +136,12 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
     scores = tuple(_str_list(raw.get("scores", ["recon"]), f"{where}: scores"))
     if not scores:
         raise ConfigError(f"{where}: scores must name at least one score")
-    for score in scores:
-        try:
-            check_score_name(score)
-        except ValueError as err:
-            raise ConfigError(f"{where}: scores: {err}") from None
+    try:
+        scores = tuple(parse_score(score).name for score in scores)
+    except ValueError as err:
+        raise ConfigError(f"{where}: scores: {err}") from None
+    if len(set(scores)) != len(scores):
+        raise ConfigError(f"{where}: scores lists a score twice: {list(scores)}")
     save_models = raw.get("save_models", "none")
     if save_models not in _SAVE_MODES:
         raise ConfigError(f"{where}: save_models must be one of {list(_SAVE_MODES)}, got {save_models!r}")

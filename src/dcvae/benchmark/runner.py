@@ -36,7 +36,7 @@ from dcvae.data import DatasetSplits, LabelledArray, load_dataset
 from dcvae.detector import AnomalyDetector
 from dcvae.metrics import calibrate_threshold, detection_report, roc_auc
 from dcvae.protocols import make_protocol
-from dcvae.scoring import anomaly_scores
+from dcvae.score_family import base_scores, fit_score, parse_score
 from dcvae.training import TrainingDivergedError
 
 EXECUTORS = ("local", "ray")
@@ -116,28 +116,31 @@ def run_one(spec: RunSpec, data: DatasetSplits, out: Path | None = None) -> dict
     history = detector.history_
     assert model is not None and history is not None
     precision = detector.train_config.precision
-    metrics: dict[str, dict[str, Any]] = {}
+    recipes = [parse_score(name) for name in spec.scores]
+    bases = tuple(dict.fromkeys(b for recipe in recipes for b in recipe.bases))
+    start = time.perf_counter()
+    test = base_scores(model, split.test.x, None, bases, precision=precision)
+    score_seconds = time.perf_counter() - start  # every base score of the test split, marginal mode
+    normal = base_scores(model, split.validation.x, None, bases, precision=precision)
+    held = base_scores(model, held_out.x, None, bases, precision=precision)
     raw: dict[str, np.ndarray] = {"test_labels": split.test_labels, "test_classes": split.test.y}
-    score_seconds = 0.0
-    for score in spec.scores:
-        start = time.perf_counter()
-        test_scores = anomaly_scores(model, split.test.x, None, score=score, precision=precision)
-        if score == spec.scores[0]:
-            score_seconds = time.perf_counter() - start
-        normal_scores = anomaly_scores(model, split.validation.x, None, score=score,
-                                       precision=precision)
-        if not (np.isfinite(test_scores).all() and np.isfinite(normal_scores).all()):
-            metrics[score] = {"error": "non-finite scores"}
+    for base in bases:
+        raw.update({f"test_{base}": test[base].astype(np.float32),
+                    f"validation_{base}": normal[base].astype(np.float32),
+                    f"held_out_{base}": held[base].astype(np.float32)})
+    metrics: dict[str, dict[str, Any]] = {}
+    for recipe in recipes:
+        if not all(np.isfinite(part[b]).all() for part in (test, normal, held) for b in recipe.bases):
+            metrics[recipe.name] = {"error": "non-finite scores"}
             continue
+        fitted = fit_score(recipe, normal)  # statistics of the normal validation carve only
+        test_scores, normal_scores, held_scores = fitted(test), fitted(normal), fitted(held)
         threshold = calibrate_threshold(normal_scores, detector.contamination)
-        held = anomaly_scores(model, held_out.x, None, score=score, precision=precision)
-        raw.update({f"test_{score}": test_scores.astype(np.float32),
-                    f"validation_{score}": normal_scores.astype(np.float32),
-                    f"held_out_{score}": held.astype(np.float32)})
-        metrics[score] = {**detection_report(split.test_labels, test_scores, threshold),
-                          "roc_tpr": _roc_on_grid(split.test_labels, test_scores),
-                          "validation_auc": roc_auc(np.r_[np.zeros(len(normal_scores)), np.ones(len(held))],
-                                                    np.r_[normal_scores, held])}
+        metrics[recipe.name] = {
+            **detection_report(split.test_labels, test_scores, threshold),
+            "roc_tpr": _roc_on_grid(split.test_labels, test_scores),
+            "validation_auc": roc_auc(np.r_[np.zeros(len(normal_scores)), np.ones(len(held_scores))],
+                                      np.r_[normal_scores, held_scores])}
     last = history.epochs[-1]
     model_dir = None
     if out is not None and spec.save_model:
