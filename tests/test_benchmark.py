@@ -209,8 +209,9 @@ def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path:
 
 
 def test_executors_agree(tiny: Path, tmp_path: Path):
-    """The same grid in this process, in a process pool and on Ray gives the same records."""
-    pytest.importorskip("ray")
+    """The same grid in this process, in a process pool and on Ray gives the same records.
+
+    Ray is a test dependency: CI runs this, never skips it."""
     here, pool, ray_out = tmp_path / "here", tmp_path / "pool", tmp_path / "ray"
     run_benchmark(tiny, here, progress=False, threads=1)
     run_benchmark(tiny, pool, progress=False, workers=2, threads=1)

@@ -277,14 +277,20 @@ def test_cli_report(results_2d, tmp_path):
 
 # ----------------------------------------------------------------------------- the models' views
 
+def _model_dir(out: Path, model: str) -> Path:
+    """The saved model of the leave-one-out run of ``model`` on class 0, seed 0, as its record names it."""
+    (record,) = [r for r in ResultStore(out).records()
+                 if (r["model"], r["protocol"], r["class"], r["seed"]) == (model, "leave-one-out", 0, 0)]
+    return out / record["model_dir"]
+
+
 def test_marginal_reconstruction_is_the_one_the_recon_score_measures(results_2d):
     out, _ = results_2d
     from dcvae.data import load_dataset
 
     x = load_dataset("digits").test.x[:50]
     for model_name in ("dcvae", "vae"):
-        model = AnomalyDetector.load(out / "models/digits/leave-one-out" / model_name
-                                     / "class-0/seed-0").model_
+        model = AnomalyDetector.load(_model_dir(out, model_name)).model_
         encoded = encode_marginal(model, x, batch_size=64)
         distance = np.linalg.norm((x / 255.0 - encoded.reconstruction).reshape(len(x), -1), axis=1)
         np.testing.assert_allclose(distance, anomaly_scores(model, x, None, score="recon"), rtol=1e-4)
@@ -294,7 +300,7 @@ def test_marginal_reconstruction_is_the_one_the_recon_score_measures(results_2d)
 
 def test_manifold_mosaics_one_grid_per_condition_shown(results_2d):
     out, _ = results_2d
-    model = AnomalyDetector.load(out / "models/digits/leave-one-out/dcvae/class-0/seed-0").model_
+    model = AnomalyDetector.load(_model_dir(out, "dcvae")).model_
     panels = manifold_mosaics(model, (0, 1), steps=5)
     assert [title for title, _ in panels] == ["c = '1'", "c = '2'", "c = '3'"]
     assert all(mosaic.shape == (40, 40) and 0 <= mosaic.min() <= mosaic.max() <= 1
@@ -392,10 +398,10 @@ def test_missing_or_corrupt_saved_models_are_named_and_left_out(results_2d, tmp_
     copy = _copy(results_2d[0], tmp_path)
     for protocol in ("leave-one-out", "one-class"):
         shutil.rmtree(copy / "models/digits" / protocol / "cvae")
-    (copy / "models/digits/leave-one-out/dcvae/class-0/seed-0/config.json").write_text("{not json")
+    corrupt = _model_dir(copy, "dcvae").relative_to(copy).as_posix()
+    (copy / corrupt / "config.json").write_text("{not json")
     markdown = write_report(copy)["markdown"].read_text()
     assert "Note: 3 of the 8 saved models the records name are missing" in markdown
-    corrupt = "models/digits/leave-one-out/dcvae/class-0/seed-0"
     assert f"dCVAE: the saved model `{corrupt}` did not load" in markdown
     names = {p.name for p in (copy / "figures").glob("manifold-*.png")}
     assert names == {"manifold-digits-vae.png"}

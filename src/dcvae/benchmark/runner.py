@@ -240,14 +240,20 @@ def run_benchmark(config_path: str | Path, out: str | Path, *, data_dir: str | P
     counts = {"total": len(config.runs), "skipped": len(config.runs) - len(pending), "ran": 0}
     if not pending:
         return counts
-    if executor == "ray":
-        results = _run_ray(pending, data, out, threads, workers, address)
-    elif workers == 1:
-        results = _run_here(pending, data, out, threads, store)
-    else:
-        results = _run_pool(pending, data, out, threads, workers)
     bar = tqdm(total=len(pending), desc=config.name, unit="run", disable=not progress,
                dynamic_ncols=True)
+
+    def show(text: str) -> None:
+        bar.set_postfix_str(text, refresh=True)
+
+    if executor == "ray":
+        results = _run_ray(pending, data, out, threads, workers, address)
+        show(f"{min(workers, len(pending))} runs at a time on Ray")
+    elif workers == 1:
+        results = _run_here(pending, data, out, threads, store, show)
+    else:
+        results = _run_pool(pending, data, out, threads, workers)
+        show(f"{min(workers, len(pending))} runs at a time")
     try:
         for spec, record in results:
             if record["key"] not in store.done_keys():  # another worker may have finished it meanwhile
@@ -255,7 +261,8 @@ def run_benchmark(config_path: str | Path, out: str | Path, *, data_dir: str | P
             counts["ran"] += 1
             if on_record is not None:
                 on_record(record)
-            bar.set_postfix_str(f"last: {spec.label} AUC {_fmt(record.get('auc'))}")
+            if workers > 1 or executor == "ray":
+                show(f"done: {spec.label} AUC {_fmt(record.get('auc'))}")
             bar.update(1)
     finally:
         bar.close()
@@ -267,13 +274,14 @@ def _fmt(value: Any) -> str:
 
 
 def _run_here(pending: list[RunSpec], data_dir: str | None, out: Path, threads: int,
-              store: ResultStore) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+              store: ResultStore, show: Callable[[str], None]) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         for spec in pending:
             if spec.key in store.done_keys():  # a second worker on the same store got there first
                 continue
+            show(f"now: {spec.label}")
             yield spec, run_one(spec, cached_dataset(spec.dataset, data_dir), out)
     finally:
         torch.set_num_threads(previous)
