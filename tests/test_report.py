@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dcvae.benchmark import ResultStore, run_benchmark
+from dcvae.benchmark import ResultStore, load_config, run_benchmark
 from dcvae.benchmark.report import (
     PAPER_TABLE_I,
     encode_marginal,
@@ -142,6 +142,22 @@ def test_table_one_means_are_the_records_means_next_to_the_paper(results_2d):
     assert {row["runs"] for row in detail} == {"2 of 10 cls × 2 seeds (partial)"}
 
 
+def test_records_of_runs_no_longer_in_the_grid_leave_the_tables(results_2d, tmp_path):
+    """After the config changes (here: seed 1 dropped), the store keeps the old records, but the
+    tables describe the grid as it is now and say what they left out."""
+    copy = _copy(results_2d[0], tmp_path)
+    config = copy / "config.toml"
+    config.write_text(config.read_text().replace("seeds = [0, 1]", "seeds = [0]"))
+    markdown = write_report(copy)["markdown"].read_text()
+    assert "4 records of the store belong to runs no longer in the grid" not in markdown
+    assert "6 records of the store belong to runs no longer in the grid" in markdown  # 3 models × 2 classes
+    rows = {row["Model"]: row for row in _table_after(markdown, "## Table I")}
+    records = ResultStore(copy).records()
+    aucs = [r["auc"] for r in records
+            if r["model"] == "vae" and r["protocol"] == "leave-one-out" and r["seed"] == 0]
+    assert rows["VAE"]["digits ours"] == f"{100 * np.mean(aucs):.2f} ± {100 * np.std(aucs):.2f}"
+
+
 def test_every_score_and_the_one_class_protocol_are_tabulated(results_2d):
     out, paths = results_2d
     markdown = paths["markdown"].read_text()
@@ -241,14 +257,15 @@ def test_without_saved_models_the_model_figures_are_skipped_with_a_note(results_
 def test_diverged_runs_are_listed_and_left_out_of_the_means(results_2d, tmp_path):
     copy = _copy(results_2d[0], tmp_path)
     shutil.rmtree(copy / "models")  # not needed here; the report is faster without
-    ResultStore(copy).append({"key": "diverged-run", "model": "dcvae", "dataset": "digits",
-                              "protocol": "leave-one-out", "class": 0, "class_name": "0", "seed": 9,
-                              "settings": {"epochs": 1}, "scores": ["recon"], "status": "diverged",
+    config = copy / "config.toml"  # a grid with one more seed, whose dCVAE run diverged
+    config.write_text(config.read_text().replace("seeds = [0, 1]", "seeds = [0, 1, 9]"))
+    (spec,) = [r for r in load_config(config, class_count=lambda name: 10).runs
+               if (r.model, r.protocol, r.target_class, r.seed) == ("dcvae", "leave-one-out", 0, 9)]
+    ResultStore(copy).append({"key": spec.key, **spec.identity(), "class_name": "0", "status": "diverged",
                               "error": "the loss became NaN at epoch 1, step 3", "train_seconds": 0.1})
     before = _table_after(results_2d[1]["markdown"].read_text(), "## Table I")
     markdown = write_report(copy)["markdown"].read_text()
     assert "1 run(s) diverged" in markdown and "the loss became NaN at epoch 1, step 3" in markdown
-    assert "1 records belong to runs no longer in the grid" in markdown
     after = _table_after(markdown, "## Table I")
     assert after[0]["digits ours"] == before[0]["digits ours"]
 

@@ -31,6 +31,7 @@ from dcvae.benchmark.report.figures import (
 from dcvae.benchmark.report.tables import (
     PAPER_TABLE_I,
     PaperAnchor,
+    _expected_keys,
     header_section,
     honesty_section,
     one_class_section,
@@ -64,6 +65,7 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
         raise ValueError(f"max_figure_samples must be at least 10, got {max_figure_samples}")
     ctx = _Context.open(Path(directory), data_dir=data_dir, max_samples=max_figure_samples,
                         load=load_dataset)
+    _drop_superseded(ctx)
     blocks: list[Block] = [
         *header_section(ctx, command),
         *table_one_section(ctx),
@@ -85,6 +87,18 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
                              encoding="utf-8")
     return paths
 
+
+def _drop_superseded(ctx: _Context) -> None:
+    """Records of runs the grid no longer holds (the config changed since) stay in the store but
+    leave the tables: a table describes one grid. Kept when the grid cannot be read here."""
+    expected = _expected_keys(ctx)
+    if isinstance(expected, str):
+        return
+    current = [r for r in ctx.records if r["key"] in expected]
+    if current and len(current) < len(ctx.records):
+        ctx.superseded = [r for r in ctx.records if r["key"] not in expected]
+        ctx.records = current
+        ctx.labels = row_labels(current)
 
 
 __all__ = ["PAPER_TABLE_I", "Encoded", "FigureRun", "PaperAnchor", "encode_marginal", "manifold_mosaics",

@@ -59,6 +59,7 @@ class _Context:
     data_dir: str | Path | None
     max_samples: int
     labels: dict[str, str] = field(default_factory=dict)  # record key → row label
+    superseded: list[dict[str, Any]] = field(default_factory=list)  # records of runs no longer in the grid
     _datasets: dict[str, DatasetSplits | str] = field(default_factory=dict)
     _detectors: dict[str, AnomalyDetector | str] = field(default_factory=dict)
     _encoded: dict[str, Encoded] = field(default_factory=dict)

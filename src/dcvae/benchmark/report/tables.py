@@ -308,6 +308,11 @@ def _completion_lines(ctx: _Context) -> list[str]:
         if extra:
             lines.append(f"{extra} records belong to runs no longer in the grid (an earlier config); "
                          "they are included in the tables.")
+        if ctx.superseded:
+            lines.append(f"{len(ctx.superseded)} records of the store belong to runs no longer in the "
+                         "grid (made under an earlier config); they are left out of every table: "
+                         + "; ".join(_run_label(r) for r in ctx.superseded[:10])
+                         + (" …" if len(ctx.superseded) > 10 else ""))
     diverged = [r for r in ctx.records if r.get("status") != "ok"]
     if diverged:
         lines.append(f"{len(diverged)} run(s) diverged (no metrics; left out of every mean): "
