@@ -312,8 +312,10 @@ def _run_ray(pending: list[RunSpec], data_dir: str | None, out: Path, threads: i
     env = {"DCVAE_DATA": os.environ["DCVAE_DATA"]} if "DCVAE_DATA" in os.environ else {}
     started_here = not ray.is_initialized()
     if started_here:
-        kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False,
-                                  "logging_level": "WARNING", "log_to_driver": False}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
+                                  "log_to_driver": False}
+        if env:  # a runtime_env costs a setup step on every node: only when there is one to pass
+            kwargs["runtime_env"] = {"env_vars": env}
         if address is None:  # a local instance sized to this run: workers × threads CPUs
             kwargs["num_cpus"] = workers * threads
         ray.init(address=address, **kwargs)
