@@ -391,10 +391,13 @@ def test_a_model_directory_named_twice_is_the_last_one_saved():
 
 
 def test_row_labels_tell_settings_variants_apart():
-    records = [{"key": "a", "model": "vae", "settings": {"lr": 0.001, "epochs": 2}},
-               {"key": "b", "model": "vae", "settings": {"lr": 0.003, "epochs": 2}},
-               {"key": "c", "model": "dcvae", "settings": {"lr": 0.001, "epochs": 2}}]
-    assert row_labels(records) == {"a": "VAE [lr=0.001]", "b": "VAE [lr=0.003]", "c": "dCVAE"}
+    records = [{"key": "a", "model": "vae", "dataset": "mnist", "settings": {"lr": 0.001, "epochs": 2}},
+               {"key": "b", "model": "vae", "dataset": "mnist", "settings": {"lr": 0.003, "epochs": 2}},
+               {"key": "c", "model": "dcvae", "dataset": "mnist", "settings": {"lr": 0.001, "epochs": 2}},
+               # a dataset's own settings (the paper's EMNIST learning rate) do not split a row
+               {"key": "d", "model": "dcvae", "dataset": "emnist-byclass",
+                "settings": {"lr": 1e-6, "epochs": 2}}]
+    assert row_labels(records) == {"a": "VAE [lr=0.001]", "b": "VAE [lr=0.003]", "c": "dCVAE", "d": "dCVAE"}
 
 
 def test_without_the_dataset_files_the_model_figures_are_skipped_with_a_note(results_2d, tmp_path,

@@ -143,10 +143,12 @@ def _first_line(err: BaseException | str) -> str:
 
 def row_labels(records: list[dict[str, Any]]) -> dict[str, str]:
     """Each record's table row: the model's name, plus the settings that tell its variants apart
-    when one results directory holds the same model with several settings (a tuning grid)."""
+    when one results directory holds the same model with several settings on one dataset (a
+    tuning grid). Settings that differ only between datasets (the paper's EMNIST learning rates)
+    do not split a row."""
     labels: dict[str, str] = {}
-    for model, group in _group(records, "model").items():
-        name = model_name(model[0])
+    for (model, _), group in _group(records, "model", "dataset").items():
+        name = model_name(model)
         variants = {json.dumps(r.get("settings", {}), sort_keys=True) for r in group}
         keys = sorted({k for r in group for k in r.get("settings", {})})
         varying = [k for k in keys if len({json.dumps(r.get("settings", {}).get(k)) for r in group}) > 1]
