@@ -81,10 +81,11 @@ def run_scores(directory: Path, record: dict, complexity: Complexity) -> dict[st
 
 
 def variant_labels(records: list[dict]) -> dict[str, str]:
-    """' [latent_dim=8]' for the settings that vary between runs of one model, '' if none do."""
-    by_model: dict[str, list[dict]] = defaultdict(list)
+    """' [latent_dim=8]' for the settings that vary between runs of one model on one dataset,
+    '' if none do (a dataset's own settings, like the paper's EMNIST lr, are not a variant)."""
+    by_model: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
-        by_model[r["model"]].append(r)
+        by_model[(r["model"], r["dataset"])].append(r)
     labels = {}
     for runs in by_model.values():
         keys = sorted({k for r in runs for k in r["settings"]})
