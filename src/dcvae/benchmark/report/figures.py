@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,16 +269,24 @@ def _reconstruction_caption(run: FigureRun, normal: str, anomalous: str) -> str:
 
 # ============================================================================ 6. Figure 3
 
-def latent_section(ctx: _Context) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Figure 3: latent space")]
+def _runs_with_test_images(ctx: _Context, blocks: list[Block]
+                           ) -> Iterator[tuple[str, FigureRun, DatasetSplits]]:
+    """Each dataset's figure run with its test images; what cannot be drawn is said in ``blocks``."""
     saved, reason = _saved_runs_or_reason(ctx)
     if not saved:
-        return [*blocks, Paragraph(f"Skipped: {reason}.")]
+        blocks.append(Paragraph(f"Skipped: {reason}."))
+        return
     for d, run in pick_figure_runs(saved).items():
         data = _test_images(ctx, run)
         if isinstance(data, str):
             blocks.append(Paragraph(f"{dataset_name(d)} skipped: {data}."))
             continue
+        yield d, run, data
+
+
+def latent_section(ctx: _Context) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Figure 3: latent space")]
+    for d, run, data in _runs_with_test_images(ctx, blocks):
         index = _subsample(ctx, len(data.test))
         x, y = data.test.x[index], data.test.y[index]
         models, notes = _loaded(ctx, run)
@@ -361,14 +370,7 @@ def _plot_latent(path: Path, panels: list[tuple[str, np.ndarray]], y: np.ndarray
 
 def manifold_section(ctx: _Context) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Figures 4–5: the 2-D manifold")]
-    saved, reason = _saved_runs_or_reason(ctx)
-    if not saved:
-        return [*blocks, Paragraph(f"Skipped: {reason}.")]
-    for d, run in pick_figure_runs(saved).items():
-        data = _test_images(ctx, run)
-        if isinstance(data, str):
-            blocks.append(Paragraph(f"{dataset_name(d)} skipped: {data}."))
-            continue
+    for d, run, data in _runs_with_test_images(ctx, blocks):
         x = data.test.x[_subsample(ctx, len(data.test))]
         models, notes = _loaded(ctx, run)
         blocks.append(Heading(3, f"{dataset_name(d)}, {run.protocol}, {_role(run)}"))
