@@ -26,7 +26,7 @@ import numpy as np
 
 from dcvae.atomic import atomic_write_text
 from dcvae.benchmark import ResultStore, RunSpec
-from dcvae.benchmark.runner import _validation_anomalies, cached_dataset
+from dcvae.benchmark.runner import cached_dataset, validation_anomalies
 from dcvae.metrics import roc_auc
 from dcvae.protocols import make_protocol
 from dcvae.score_family import fit_score, input_complexity, parse_score
@@ -61,7 +61,7 @@ def run_scores(directory: Path, record: dict, complexity: Complexity) -> dict[st
     split = make_protocol(spec.protocol, data, spec.target_class, seed=spec.seed,
                           train_size=settings.get("train_size"),
                           validation_fraction=settings.get("validation_fraction", 0.1))
-    held_out = _validation_anomalies(data, spec)
+    held_out = validation_anomalies(data, spec)
     with np.load(directory / record["scores_file"], allow_pickle=False) as raw:
         parts = {part: {b: raw[f"{part}_{b}"].astype(np.float64) for b in ("recon", "elbo", "kl", "prior")}
                  for part in ("test", "validation", "held_out")}

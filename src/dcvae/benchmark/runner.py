@@ -103,7 +103,7 @@ def run_one(spec: RunSpec, data: DatasetSplits, out: Path | None = None) -> dict
         "n_anomalies": int(split.test_labels.sum()), "notes": list(data.notes),
         "library_version": __version__, "commit": source_commit(), "hardware": hardware(),
     }
-    held_out = _validation_anomalies(data, spec)
+    held_out = validation_anomalies(data, spec)
     start = time.perf_counter()
     try:
         detector.fit(split.train.x, split.train.y, condition_names=split.condition_names,
@@ -167,7 +167,7 @@ def run_one(spec: RunSpec, data: DatasetSplits, out: Path | None = None) -> dict
     }
 
 
-def _validation_anomalies(data: DatasetSplits, spec: RunSpec, limit: int = 2000) -> LabelledArray:
+def validation_anomalies(data: DatasetSplits, spec: RunSpec, limit: int = 2000) -> LabelledArray:
     """Anomalies for model selection without the test split: the *training* images of the anomaly
     classes, which the protocol keeps out of training. With the normal validation carve they give
     a ``validation_auc`` that tuning may look at; the test AUC is never used to choose."""
