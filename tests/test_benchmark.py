@@ -322,6 +322,67 @@ def test_cli_runs_and_reports_counts(tiny: Path, tmp_path: Path):
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["benchmark", str(tiny), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "12 runs in the grid: 0 already done, 12 run now" in result.output
+    assert "12 runs in the grid: 0 already done, 0 reused, 12 run now" in result.output
     result = CliRunner().invoke(main, ["benchmark", str(tiny), "--out", str(out), "--quiet"])
-    assert "12 already done, 0 run now" in result.output
+    assert "12 already done, 0 reused, 0 run now" in result.output
+
+
+REUSE_SEARCH = """
+name = "search"
+scores = ["recon", "elbo"]
+save_scores = true
+save_models = "first-seed"
+[defaults]
+epochs = 1
+latent_dim = 2
+patience = 0
+[[grid]]
+datasets = ["digits"]
+classes = [0]
+seeds = [0]
+models = ["vae"]
+settings = { lr = 1e-3 }
+[[grid]]
+datasets = ["digits"]
+classes = [0]
+seeds = [0]
+models = ["vae"]
+settings = { lr = 3e-3 }
+"""
+
+
+def test_reuse_copies_the_same_runs_with_their_files_and_trains_the_rest(tmp_path: Path):
+    search, final = tmp_path / "search.toml", tmp_path / "final.toml"
+    search.write_text(REUSE_SEARCH)
+    # the winner's setting, now over two classes: class 0 is the very same run as the search's
+    final.write_text(REUSE_SEARCH.split("[[grid]]")[0].replace('"search"', '"final"')
+                     + '[models.vae]\nlr = 3e-3\n[[grid]]\ndatasets = ["digits"]\nclasses = [0, 1]\n'
+                       'seeds = [0]\nmodels = ["vae"]\n')
+    run_benchmark(search, tmp_path / "s", progress=False)
+    counts = run_benchmark(final, tmp_path / "f", progress=False, reuse=[tmp_path / "s"])
+    assert counts == {"total": 2, "skipped": 0, "reused": 1, "ran": 1}
+    source = {r["key"]: r for r in ResultStore(tmp_path / "s").records()}
+    records = {r["class"]: r for r in ResultStore(tmp_path / "f").records()}
+    copied, trained = records[0], records[1]
+    assert copied["key"] in source and source[copied["key"]]["settings"]["lr"] == 3e-3
+    assert copied["auc"] == source[copied["key"]]["auc"]
+    assert copied["reused_from"] == (tmp_path / "s").as_posix() and "reused_from" not in trained
+    # the files travel with the record, into this store
+    for record in (copied, trained):
+        assert np.load(tmp_path / "f" / record["scores_file"])["test_recon"].size == record["n_test"]
+        assert (tmp_path / "f" / record["model_dir"]).is_dir()
+    assert copied["model_dir"].startswith("models/")
+    # a second pass finds everything done
+    assert run_benchmark(final, tmp_path / "f", progress=False, reuse=[tmp_path / "s"])["skipped"] == 2
+
+
+def test_reuse_trains_again_when_the_source_lacks_a_file_this_grid_saves(tmp_path: Path):
+    search = tmp_path / "search.toml"
+    search.write_text(REUSE_SEARCH.replace("save_scores = true", "save_scores = false"))
+    run_benchmark(search, tmp_path / "s", progress=False)
+    with_scores = tmp_path / "final.toml"
+    with_scores.write_text(REUSE_SEARCH)
+    counts = run_benchmark(with_scores, tmp_path / "f", progress=False, reuse=[tmp_path / "s"])
+    assert counts["reused"] == 0 and counts["ran"] == 2
+    with pytest.raises(FileNotFoundError, match="results.jsonl"):
+        run_benchmark(with_scores, tmp_path / "g", progress=False, reuse=[tmp_path / "nowhere"])

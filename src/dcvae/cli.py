@@ -379,9 +379,13 @@ def demo(epochs: int, batch_size: int, seed: int) -> None:
               help="Ray: the address of an existing cluster (e.g. ray://head:10001 or auto).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where dataset files are looked for first (workers need the same path).")
+@click.option("--reuse", type=click.Path(file_okay=False, exists=True, path_type=Path), multiple=True,
+              help="Another results directory whose records of the very same runs (same key) are "
+                   "copied instead of trained again, e.g. a tuning grid's winners. Repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def benchmark(config: Path, out: Path, executor: str, workers: int, threads: int | None,
-              address: str | None, data_dir: Path | None, quiet: bool) -> None:
+              address: str | None, data_dir: Path | None, reuse: tuple[Path, ...],
+              quiet: bool) -> None:
     """Run the grid of a benchmark CONFIG (TOML); finished runs are skipped, so re-run to resume."""
     from dcvae.benchmark import run_benchmark
 
@@ -389,10 +393,10 @@ def benchmark(config: Path, out: Path, executor: str, workers: int, threads: int
         raise click.UsageError("--address is for --executor ray")
     start = time.perf_counter()
     counts = run_benchmark(config, out, data_dir=data_dir, executor=executor, workers=workers,
-                           threads=threads, address=address, progress=not quiet)
+                           threads=threads, address=address, progress=not quiet, reuse=reuse)
     click.echo(f"{counts['total']} runs in the grid: {counts['skipped']} already done, "
-               f"{counts['ran']} run now in {time.perf_counter() - start:.0f} s; results in "
-               f"{out / 'results.jsonl'}")
+               f"{counts['reused']} reused, {counts['ran']} run now in "
+               f"{time.perf_counter() - start:.0f} s; results in {out / 'results.jsonl'}")
 
 
 @main.command()

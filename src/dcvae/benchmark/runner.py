@@ -15,10 +15,11 @@ import functools
 import multiprocessing
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 from dcvae import __version__
 from dcvae.atomic import atomic_write, atomic_write_text
 from dcvae.benchmark.grid import BenchmarkConfig, RunSpec, load_config
-from dcvae.benchmark.store import ResultStore
+from dcvae.benchmark.store import RESULTS_FILE, ResultStore
 from dcvae.data import DatasetSplits, LabelledArray, load_dataset
 from dcvae.detector import AnomalyDetector
 from dcvae.metrics import calibrate_threshold, detection_report, roc_auc
@@ -219,10 +220,14 @@ def plan(config_path: str | Path, out: str | Path, data_dir: str | Path | None =
 def run_benchmark(config_path: str | Path, out: str | Path, *, data_dir: str | Path | None = None,
                   executor: str = "local", workers: int = 1, threads: int | None = None,
                   address: str | None = None, progress: bool = True,
+                  reuse: Sequence[str | Path] = (),
                   on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, int]:
     """Run every run of the grid that the store in ``out`` does not hold yet.
 
-    Returns counts: ``total`` runs in the grid, ``skipped`` (already done), ``ran``.
+    ``reuse``: other stores whose records of the same run (same key: model, data, class, seed,
+    settings, scores) are copied in instead of training again, e.g. the winners of a tuning grid.
+
+    Returns counts: ``total`` runs in the grid, ``skipped`` (already done), ``reused``, ``ran``.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
@@ -237,7 +242,11 @@ def run_benchmark(config_path: str | Path, out: str | Path, *, data_dir: str | P
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
     data = None if data_dir is None else str(data_dir)
-    counts = {"total": len(config.runs), "skipped": len(config.runs) - len(pending), "ran": 0}
+    counts = {"total": len(config.runs), "skipped": len(config.runs) - len(pending), "reused": 0,
+              "ran": 0}
+    for source in reuse:
+        pending, copied = _reuse_from(Path(source), pending, out, store)
+        counts["reused"] += copied
     if not pending:
         return counts
     bar = tqdm(total=len(pending), desc=config.name, unit="run", disable=not progress,
@@ -267,6 +276,43 @@ def run_benchmark(config_path: str | Path, out: str | Path, *, data_dir: str | P
     finally:
         bar.close()
     return counts
+
+
+def _reuse_from(source: Path, pending: list[RunSpec], out: Path, store: ResultStore
+                ) -> tuple[list[RunSpec], int]:
+    """Copy ``source``'s records of pending runs into ``store``, with the files this grid saves;
+    a run whose saved model or scores ``source`` lacks is left to train."""
+    if not (source / RESULTS_FILE).is_file():
+        raise FileNotFoundError(f"--reuse {source}: no {RESULTS_FILE} there")
+    found = {r["key"]: r for r in ResultStore(source).records()}
+    left, copied = [], 0
+    for spec in pending:
+        record = found.get(spec.key)
+        ok = record is not None and record.get("status") == "ok"
+        if ok and spec.save_model and not record.get("model_dir"):
+            ok = False
+        if ok and spec.save_scores and not record.get("scores_file"):
+            ok = False
+        if not ok:
+            left.append(spec)
+            continue
+        record = {**record, "reused_from": source.as_posix()}
+        if spec.save_model:
+            target = model_dir_for(out, spec)
+            shutil.copytree(source / record["model_dir"], target, dirs_exist_ok=True)
+            record["model_dir"] = target.relative_to(out).as_posix()
+        else:
+            record["model_dir"] = None
+        if spec.save_scores:
+            target = out / "scores" / f"{spec.key}.npz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / record["scores_file"], target)
+            record["scores_file"] = target.relative_to(out).as_posix()
+        else:
+            record["scores_file"] = None
+        store.append(record)
+        copied += 1
+    return left, copied
 
 
 def _fmt(value: Any) -> str:
