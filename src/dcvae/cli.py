@@ -36,7 +36,7 @@ from dcvae.experiment import evaluate_protocol
 from dcvae.models import MODELS
 from dcvae.persistence import ModelFileError
 from dcvae.protocols import PROTOCOLS, make_protocol
-from dcvae.score_family import BASE_SCORES, parse_score
+from dcvae.score_family import BASE_SCORES, DEFAULT_SCORE, parse_score
 from dcvae.training import TrainingDivergedError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -101,7 +101,7 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--patience", type=click.IntRange(min=0), default=5, show_default=True,
                      help="Early-stopping patience in epochs (0 = off)."),
         click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--score", default="recon", show_default=True, callback=_check_score,
+        click.option("--score", default=DEFAULT_SCORE, show_default=True, callback=_check_score,
                      help="Anomaly score: recon, elbo, kl, prior, ic-elbo; 'typical-' before one "
                           "(e.g. typical-elbo); several joined by '+' (e.g. recon+kl). See `dcvae list`."),
         click.option("--contamination", type=click.FloatRange(0.0, 0.5), default=0.05,
@@ -342,13 +342,15 @@ def evaluate(**kw: Any) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(epochs: int, batch_size: int, seed: int) -> None:
+@click.option("--score", default=DEFAULT_SCORE, show_default=True, callback=_check_score,
+              help="The anomaly score (see `dcvae list`).")
+def demo(epochs: int, batch_size: int, seed: int, score: str) -> None:
     """Compare dCVAE with a VAE, leave-one-out on the bundled 8×8 digits (no download)."""
     data = load_dataset("digits")
     for message in data.notes:
         _note(message)
     click.echo(f"leave-one-out on {data.name}: train on 9 digits, flag the 10th; MLP backbone, "
-               f"latent 8, {epochs} epochs, recon score (Eq. 17), marginal mode (no test labels)")
+               f"latent 8, {epochs} epochs, {score} score, marginal mode (no test labels)")
     click.echo(f"{'held-out':>8}  {'dCVAE AUC':>9}  {'VAE AUC':>9}")
     totals = {"dcvae": [], "vae": []}
     start = time.perf_counter()
@@ -357,7 +359,8 @@ def demo(epochs: int, batch_size: int, seed: int) -> None:
         for model in ("dcvae", "vae"):
             result, _ = evaluate_protocol(
                 data, model=model, protocol="leave-one-out", target_class=k, seed=seed,
-                latent_dim=8, epochs=epochs, batch_size=batch_size, patience=0, progress=False)
+                latent_dim=8, epochs=epochs, batch_size=batch_size, patience=0, score=score,
+                progress=False)
             totals[model].append(result.auc)
             row.append(result.auc)
         click.echo(f"{data.class_names[k]:>8}  {row[0]:9.3f}  {row[1]:9.3f}")

@@ -24,7 +24,7 @@ from dcvae.metrics import calibrate_threshold
 from dcvae.models import VAE, model_class
 from dcvae.persistence import ModelFileError, load_model, save_model
 from dcvae.protocols import stratified_subset
-from dcvae.score_family import FittedScore, base_scores, fit_score, parse_score
+from dcvae.score_family import DEFAULT_SCORE, FittedScore, base_scores, fit_score, parse_score
 from dcvae.training import History, TensorData, TrainConfig, Trainer
 from dcvae.validation import (
     check_conditions,
@@ -66,7 +66,7 @@ class AnomalyDetector:
                  epochs: int = 20, batch_size: int = 128, lr: float = 1e-3,
                  secondary_lr: float = 1e-4, patience: int = 5, seed: int = 0,
                  contamination: float = 0.05, validation_fraction: float = 0.1,
-                 score: str = "recon", device: str = "cpu", precision: str = "fp32",
+                 score: str = DEFAULT_SCORE, device: str = "cpu", precision: str = "fp32",
                  progress: bool = True,
                  **hyperparameters: Any) -> None:
         self.model_name = model
