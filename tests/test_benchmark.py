@@ -176,7 +176,7 @@ def _by_key(directory: Path) -> dict[str, dict]:
 def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path: Path):
     out = tmp_path / "out"
     counts = run_benchmark(tiny, out, progress=False)
-    assert counts == {"total": 12, "skipped": 0, "ran": 12}
+    assert counts == {"total": 12, "skipped": 0, "reused": 0, "ran": 12}
     records = _by_key(out)
     assert len(records) == 12
     for r in records.values():
@@ -204,7 +204,7 @@ def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path:
                 r["metrics"]["typical-elbo"]["auc"], abs=1e-5)
     assert (out / "config.toml").read_text() == tiny.read_text()
     again = run_benchmark(tiny, out, progress=False)
-    assert again == {"total": 12, "skipped": 12, "ran": 0}
+    assert again == {"total": 12, "skipped": 12, "reused": 0, "ran": 0}
     assert len((out / "results.jsonl").read_text().splitlines()) == 12
 
 
