@@ -35,11 +35,10 @@ from dcvae.scoring import SCORES, score_table
 
 CORRECTED = {"ic-elbo": "elbo"}  # complexity-corrected score -> the likelihood score it corrects
 BASE_SCORES = (*sorted(SCORES), *sorted(CORRECTED))
-#: The detector's default: the reconstruction error of Eq. 17. By issue 6's rule (dCVAE's best mean
-#: *validation* AUC on MNIST + Fashion-MNIST leave-one-out) `recon` wins after 1 epoch and
-#: `recon+prior` after 10 (benchmarks/results/score_study10.json), but `recon+prior` loses to `recon`
-#: wherever else it was tried: KMNIST and EMNIST at 10 epochs, one-class MNIST after 2 epochs (0.88
-#: vs 0.98) and the digits demo (0.880 vs 0.948). `recon` is the default that holds up.
+#: The detector's default: the reconstruction error of Eq. 17, chosen by issue 6's rule (dCVAE's
+#: best mean *validation* AUC on MNIST + Fashion-MNIST leave-one-out, every class) after 1 epoch and
+#: after 10 (benchmarks/results/score_study10.json). On 4 classes only, `recon+prior` led at 10
+#: epochs, but it fell behind over all 10 and lost on KMNIST, EMNIST, one-class MNIST and the demo.
 DEFAULT_SCORE = "recon"
 TYPICAL = "typical-"
 _MIN_SD = 1e-12
