@@ -4,12 +4,14 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Independent, Normal, kl_divergence
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from dcvae.math import (
     gaussian_kl,
     gaussian_log_density,
+    gaussian_mixture_kl,
     kl_decomposition,
+    mixture_log_density,
     permute_dims,
     standard_normal_kl,
     total_correlation,
@@ -41,6 +43,43 @@ def test_log_density_matches_torch_distributions(params):
     mu, lv, x, _ = params
     torch.testing.assert_close(gaussian_log_density(x, mu, lv),
                                Normal(mu, (0.5 * lv).exp()).log_prob(x))
+
+
+def _mixture(components=4, dims=5, seed=1):
+    """A (1, M, d) factorised Gaussian mixture with well-separated, unequally weighted components."""
+    g = torch.Generator().manual_seed(seed)
+    means = 3.0 * torch.randn(1, components, dims, generator=g)
+    logvars = 0.5 * torch.randn(1, components, dims, generator=g)
+    log_weights = torch.log_softmax(torch.randn(1, components, dims, generator=g), dim=1)
+    reference = MixtureSameFamily(Categorical(logits=log_weights[0].T),
+                                  Normal(means[0].T, (0.5 * logvars[0].T).exp()))
+    return (means, logvars, log_weights), reference
+
+
+def test_mixture_log_density_matches_torch_distributions(params):
+    _, _, x, _ = params
+    mixture, reference = _mixture()
+    torch.testing.assert_close(mixture_log_density(x, *mixture), reference.log_prob(x))
+
+
+def test_mixture_kl_of_one_component_is_the_closed_form(params):
+    mu_q, lv_q, mu_p, lv_p = params
+    one = (mu_p.unsqueeze(1), lv_p.unsqueeze(1), torch.zeros_like(mu_p).unsqueeze(1))
+    torch.testing.assert_close(gaussian_mixture_kl(mu_q, lv_q, *one), gaussian_kl(mu_q, lv_q, mu_p, lv_p),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_mixture_kl_matches_a_monte_carlo_estimate():
+    g = torch.Generator().manual_seed(2)
+    mu_q, lv_q = 2.0 * torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g) - 1.0
+    mixture, reference = _mixture()
+    q = Normal(mu_q, (0.5 * lv_q).exp())
+    torch.manual_seed(3)
+    z = q.sample((200_000,))
+    monte_carlo = (q.log_prob(z) - reference.log_prob(z)).mean(0)
+    kl = gaussian_mixture_kl(mu_q, lv_q, *mixture)
+    assert (kl >= -1e-5).all()
+    torch.testing.assert_close(kl, monte_carlo, atol=0.02, rtol=0.01)
 
 
 def _posterior_batch(mean: torch.Tensor, std: float = 0.5, seed: int = 0):

@@ -100,6 +100,56 @@ def test_dcvae_kl_goes_to_the_learned_conditional_prior():
     assert model.conditional_prior.mean.grad.abs().sum() > 0
 
 
+def test_dcvae_mixture_prior_with_equal_components_is_the_single_gaussian_prior():
+    single = build_model("dcvae", input_shape=[1, 8, 8], condition_names=["a", "b"], latent_dim=3)
+    mixture = build_model("dcvae", input_shape=[1, 8, 8], condition_names=["a", "b"], latent_dim=3,
+                          prior_components=3)
+    with torch.no_grad():
+        for name, tensor in single.state_dict().items():
+            if not name.startswith("conditional_prior"):
+                mixture.state_dict()[name].copy_(tensor)
+        single.conditional_prior.mean.copy_(torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]]))
+        single.conditional_prior.logvar.copy_(torch.tensor([[0.2, -0.3, 0.0], [1.0, 0.5, -1.0]]))
+        mixture.conditional_prior.mean.copy_(single.conditional_prior.mean.unsqueeze(1).expand(-1, 3, -1))
+        mixture.conditional_prior.logvar.copy_(single.conditional_prior.logvar.unsqueeze(1).expand(-1, 3, -1))
+        mixture.conditional_prior.logits.normal_()  # the weights do not matter between equal parts
+    x, c = _batch((1, 8, 8), n=6, conditions=2)
+    mu, logvar = single.encode(x, single.condition_onehot(c, 6))
+    torch.testing.assert_close(mixture.kl_to_prior(mu, logvar, c), single.kl_to_prior(mu, logvar, c),
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(mixture.prior_log_density(mu, c), single.prior_log_density(mu, c))
+    for got, want in zip(mixture.prior(c, 6), single.prior(c, 6), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_dcvae_mixture_prior_is_a_learned_density_per_condition():
+    model = build_model("dcvae", input_shape=[1, 8, 8], condition_names=["a", "b"], latent_dim=3,
+                        prior_components=4)
+    prior = model.conditional_prior
+    with torch.no_grad():
+        prior.logits.normal_()
+        prior.mean[1] += 5.0
+    x, c = _batch((1, 8, 8), n=6, conditions=2)
+    z = torch.randn(6, 3)
+    means, logvars, log_weights = prior(c)
+    reference = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=log_weights.transpose(1, 2)),
+        torch.distributions.Normal(means.transpose(1, 2), (0.5 * logvars.transpose(1, 2)).exp()))
+    torch.testing.assert_close(model.prior_log_density(z, c), reference.log_prob(z))
+    mean, logvar = model.prior(c, 6)  # the moments the manifold figures centre on
+    torch.testing.assert_close(mean, reference.mean)
+    torch.testing.assert_close(logvar.exp(), reference.variance)
+    assert (mean[c == 1] > mean[c == 0] + 4.0).all()
+    model(x, c).loss.backward()
+    for name in ("mean", "logvar", "logits"):
+        assert getattr(prior, name).grad.abs().sum() > 0, name
+
+
+def test_dcvae_prior_components_must_be_positive():
+    with pytest.raises(ConfigError, match="prior_components must be >= 1, got 0"):
+        build_model("dcvae", input_shape=[1, 8, 8], prior_components=0)
+
+
 def test_dcvae_conditional_tc_term_is_optional():
     x, c = _batch((1, 8, 8), conditions=2)
     without = build_model("dcvae", input_shape=[1, 8, 8], condition_names=["a", "b"])

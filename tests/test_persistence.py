@@ -61,6 +61,18 @@ def test_save_then_load_scores_bit_identically(name, tmp_path):
         assert torch.equal(loaded.state_dict()[key], tensor), key
 
 
+def test_dcvae_mixture_prior_travels_with_the_weights(tmp_path):
+    model = _model("dcvae", prior_components=3)
+    x, c = _inputs()
+    before = {**_all_scores(model, x, c), "prior": anomaly_scores(model, x, score="prior")}
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m").model
+    assert loaded.config.prior_components == 3
+    after = {**_all_scores(loaded, x, c), "prior": anomaly_scores(loaded, x, score="prior")}
+    for key, value in after.items():
+        assert np.array_equal(value, before[key]), key
+
+
 def test_gaussian_model_keeps_its_standardisation_and_output_variance(tmp_path):
     torch.manual_seed(0)
     model = build_model("vae", input_shape=[5], hidden_dims=[32, 16], latent_dim=2,

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dcvae.math import gaussian_log_density
 from dcvae.models.base import VAE
 from dcvae.training import autocast
 
@@ -58,8 +57,7 @@ def _kl(model: VAE, post: Posterior) -> Tensor:
 
 
 def _prior(model: VAE, post: Posterior) -> Tensor:
-    mu_p, logvar_p = model.prior(post.c, post.mu.shape[0])
-    return -gaussian_log_density(post.mu, mu_p, logvar_p).sum(dim=1)
+    return -model.prior_log_density(post.mu, post.c).sum(dim=1)
 
 
 def _elbo(model: VAE, post: Posterior) -> Tensor:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dcvae.config import ConfigError, StrictConfig
-from dcvae.math import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
+from dcvae.math import bernoulli_log_likelihood, gaussian_kl, gaussian_log_density, gaussian_log_likelihood
 from dcvae.nn import BACKBONES, build_backbone
 
 LOGVAR_RANGE = (-12.0, 8.0)  # keeps exp(logvar) finite in float32 and bf16
@@ -156,6 +156,11 @@ class VAE(nn.Module):
         """Per-dimension KL(q(z|x,c) || p(z|c)), (B, d). Used by the loss and by the scores."""
         mu_p, logvar_p = self.prior(c, mu.shape[0])
         return gaussian_kl(mu, logvar, mu_p, logvar_p)
+
+    def prior_log_density(self, z: Tensor, c: Tensor | None) -> Tensor:
+        """Per-dimension log p(z_i|c), (B, d): what the ``prior`` score reads."""
+        mu_p, logvar_p = self.prior(c, z.shape[0])
+        return gaussian_log_density(z, mu_p, logvar_p)
 
     # ----------------------------------------------------------------------------- objective
     def regularizer(self, kl: Tensor, z: Tensor, mu: Tensor, logvar: Tensor,

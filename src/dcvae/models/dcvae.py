@@ -7,21 +7,30 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dcvae.math import total_correlation
+from dcvae.config import ConfigError
+from dcvae.math import gaussian_mixture_kl, mixture_log_density, total_correlation
 from dcvae.models.base import LOGVAR_RANGE, VAE, VAEConfig, _check_positive
 from dcvae.models.registry import register_model
 
 
 @dataclass(frozen=True)
 class DCVAEConfig(VAEConfig):
-    """beta weighs sum_i KL(q(z_i|x,c) || r(z_i|c)); gamma weighs the optional TC(z|c)."""
+    """beta weighs sum_i KL(q(z_i|x,c) || r(z_i|c)); gamma weighs the optional TC(z|c).
+
+    prior_components: Gaussians per condition and dimension in r(z_i|c). 1 is the SPEC's prior
+    (one learned mean and variance); more make r(z_i|c) a learned mixture, a richer prior that
+    keeps Eq. 16's per-dimension form.
+    """
 
     beta: float = 1.0
     gamma: float = 0.0
+    prior_components: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_positive(self, "beta", "gamma")
+        if self.prior_components < 1:
+            raise ConfigError(f"prior_components must be >= 1, got {self.prior_components}")
 
 
 class ConditionalPrior(nn.Module):
@@ -37,6 +46,25 @@ class ConditionalPrior(nn.Module):
         if c is None:
             return self.mean[:1], self.logvar[:1].clamp(*LOGVAR_RANGE)
         return self.mean[c], self.logvar[c].clamp(*LOGVAR_RANGE)
+
+
+class MixtureConditionalPrior(nn.Module):
+    """r(z_i|c) = sum_m pi_cmi N(m_cmi, s²_cmi): a learned mixture per condition and dimension."""
+
+    def __init__(self, n_conditions: int, latent_dim: int, components: int) -> None:
+        super().__init__()
+        # Spread the initial means: identical components would receive identical gradients and
+        # never separate.
+        spread = torch.linspace(-1.0, 1.0, components).view(1, components, 1)
+        self.mean = nn.Parameter(spread.repeat(n_conditions, 1, latent_dim))
+        self.logvar = nn.Parameter(torch.zeros(n_conditions, components, latent_dim))
+        self.logits = nn.Parameter(torch.zeros(n_conditions, components, latent_dim))
+
+    def forward(self, c: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, M, d) means, log-variances and normalised log-weights; condition 0 when c is None."""
+        index = slice(0, 1) if c is None else c
+        return (self.mean[index], self.logvar[index].clamp(*LOGVAR_RANGE),
+                torch.log_softmax(self.logits[index], dim=1))
 
 
 @register_model
@@ -55,10 +83,31 @@ class DCVAE(VAE):
 
     def __init__(self, config: DCVAEConfig) -> None:
         super().__init__(config)
-        self.conditional_prior = ConditionalPrior(self.n_conditions, config.latent_dim)
+        if config.prior_components == 1:
+            self.conditional_prior = ConditionalPrior(self.n_conditions, config.latent_dim)
+        else:
+            self.conditional_prior = MixtureConditionalPrior(
+                self.n_conditions, config.latent_dim, config.prior_components)
 
     def prior(self, c: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
-        return self.conditional_prior(c)
+        """Mean and log-variance of r(z|c); a mixture gives its moments (mean and total variance)."""
+        if self.config.prior_components == 1:
+            return self.conditional_prior(c)
+        means, logvars, log_weights = self.conditional_prior(c)
+        weights = log_weights.exp()
+        mean = (weights * means).sum(dim=1)
+        variance = (weights * (logvars.exp() + (means - mean.unsqueeze(1)).pow(2))).sum(dim=1)
+        return mean, variance.log()
+
+    def kl_to_prior(self, mu: Tensor, logvar: Tensor, c: Tensor | None) -> Tensor:
+        if self.config.prior_components == 1:
+            return super().kl_to_prior(mu, logvar, c)
+        return gaussian_mixture_kl(mu, logvar, *self.conditional_prior(c))
+
+    def prior_log_density(self, z: Tensor, c: Tensor | None) -> Tensor:
+        if self.config.prior_components == 1:
+            return super().prior_log_density(z, c)
+        return mixture_log_density(z, *self.conditional_prior(c))
 
     def regularizer(self, kl: Tensor, z: Tensor, mu: Tensor, logvar: Tensor,
                     c: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
