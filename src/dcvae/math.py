@@ -16,7 +16,10 @@ from torch import Tensor
 LOG_2PI = math.log(2.0 * math.pi)
 
 # Gauss-Hermite rule: E_{N(mu, s²)}[f(z)] ~ sum_j w_j / sqrt(pi) · f(mu + sqrt(2)·s·t_j), exact for
-# polynomials of degree < 2·n. 24 nodes reach float32 precision for the smooth log-mixtures below.
+# polynomials of degree < 2·n (so exact for a one-Gaussian prior). With 24 nodes, a trained
+# 4-component dCVAE (Fashion-MNIST) is within 1e-4 nats per sample of dense numerical integration.
+# The hard case is a posterior much wider than sharp, separated components: up to ~1 nat per
+# dimension when posterior sd is 10x the components' sd.
 _HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite.hermgauss(24)
 
 
