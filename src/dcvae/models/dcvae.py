@@ -8,7 +8,13 @@ import torch
 from torch import Tensor, nn
 
 from dcvae.config import ConfigError
-from dcvae.math import gaussian_mixture_kl, mixture_log_density, total_correlation
+from dcvae.math import (
+    gaussian_kl,
+    gaussian_log_density,
+    gaussian_mixture_kl,
+    mixture_log_density,
+    total_correlation,
+)
 from dcvae.models.base import LOGVAR_RANGE, VAE, VAEConfig, _check_positive
 from dcvae.models.registry import register_model
 
@@ -34,7 +40,11 @@ class DCVAEConfig(VAEConfig):
 
 
 class ConditionalPrior(nn.Module):
-    """r(z_i|c) = N(m_ci, s²_ci): one learned mean and log-variance per condition and dimension."""
+    """r(z_i|c) = N(m_ci, s²_ci): one learned mean and log-variance per condition and dimension.
+
+    Both prior modules answer ``moments``, ``kl`` and ``log_density``, so DCVAE never asks which
+    one it holds.
+    """
 
     def __init__(self, n_conditions: int, latent_dim: int) -> None:
         super().__init__()
@@ -46,6 +56,15 @@ class ConditionalPrior(nn.Module):
         if c is None:
             return self.mean[:1], self.logvar[:1].clamp(*LOGVAR_RANGE)
         return self.mean[c], self.logvar[c].clamp(*LOGVAR_RANGE)
+
+    def moments(self, c: Tensor | None) -> tuple[Tensor, Tensor]:
+        return self(c)
+
+    def kl(self, mu: Tensor, logvar: Tensor, c: Tensor | None) -> Tensor:
+        return gaussian_kl(mu, logvar, *self(c))
+
+    def log_density(self, z: Tensor, c: Tensor | None) -> Tensor:
+        return gaussian_log_density(z, *self(c))
 
 
 class MixtureConditionalPrior(nn.Module):
@@ -65,6 +84,20 @@ class MixtureConditionalPrior(nn.Module):
         index = slice(0, 1) if c is None else c
         return (self.mean[index], self.logvar[index].clamp(*LOGVAR_RANGE),
                 torch.log_softmax(self.logits[index], dim=1))
+
+    def moments(self, c: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(B, d) mean and log of the total variance of the mixture (for the manifold figures)."""
+        means, logvars, log_weights = self(c)
+        weights = log_weights.exp()
+        mean = (weights * means).sum(dim=1)
+        variance = (weights * (logvars.exp() + (means - mean.unsqueeze(1)).pow(2))).sum(dim=1)
+        return mean, variance.log()
+
+    def kl(self, mu: Tensor, logvar: Tensor, c: Tensor | None) -> Tensor:
+        return gaussian_mixture_kl(mu, logvar, *self(c))
+
+    def log_density(self, z: Tensor, c: Tensor | None) -> Tensor:
+        return mixture_log_density(z, *self(c))
 
 
 @register_model
@@ -91,23 +124,13 @@ class DCVAE(VAE):
 
     def prior(self, c: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of r(z|c); a mixture gives its moments (mean and total variance)."""
-        if self.config.prior_components == 1:
-            return self.conditional_prior(c)
-        means, logvars, log_weights = self.conditional_prior(c)
-        weights = log_weights.exp()
-        mean = (weights * means).sum(dim=1)
-        variance = (weights * (logvars.exp() + (means - mean.unsqueeze(1)).pow(2))).sum(dim=1)
-        return mean, variance.log()
+        return self.conditional_prior.moments(c)
 
     def kl_to_prior(self, mu: Tensor, logvar: Tensor, c: Tensor | None) -> Tensor:
-        if self.config.prior_components == 1:
-            return super().kl_to_prior(mu, logvar, c)
-        return gaussian_mixture_kl(mu, logvar, *self.conditional_prior(c))
+        return self.conditional_prior.kl(mu, logvar, c)
 
     def prior_log_density(self, z: Tensor, c: Tensor | None) -> Tensor:
-        if self.config.prior_components == 1:
-            return super().prior_log_density(z, c)
-        return mixture_log_density(z, *self.conditional_prior(c))
+        return self.conditional_prior.log_density(z, c)
 
     def regularizer(self, kl: Tensor, z: Tensor, mu: Tensor, logvar: Tensor,
                     c: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
