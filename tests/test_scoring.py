@@ -240,3 +240,30 @@ def test_a_table_of_scores_equals_each_score_alone(mode):
     for score in SCORES:
         alone = score_table(model, x, c, scores=(score,), batch_size=16)[score]
         np.testing.assert_array_equal(table[score], alone)
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "conv"])
+@pytest.mark.parametrize("name", ["dcvae", "vae"])
+def test_encoding_each_condition_equals_the_full_encoder_on_repeated_input(name, backbone):
+    # marginal mode runs the encoder's condition-free part once per sample; it must be the same
+    # posterior as the whole encoder run on each (sample, condition) pair
+    model = _model(name, backbone=backbone, condition_names=CONDITIONS if name == "dcvae" else [])
+    x = model.prepare(torch.as_tensor(_data(7)[0]))
+    k = max(model.n_conditions, 1)
+    c = torch.arange(k).repeat(len(x)) if model.conditional else None
+    onehot = model.condition_onehot(c, len(x) * k)
+    with torch.no_grad():
+        fast = model.encode_each(x, onehot)
+        full = model.encode(x.repeat_interleave(k, dim=0), onehot)
+    for got, want in zip(fast, full, strict=True):
+        assert got.shape == want.shape == (len(x) * k, 3)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(fast[0][0], fast[0][1]) or k == 1  # the condition changes mu
+
+
+def test_encoding_each_condition_refuses_rows_that_do_not_fit_the_samples():
+    model = _model("dcvae")
+    x = model.prepare(torch.as_tensor(_data(4)[0]))
+    onehot = model.condition_onehot(torch.zeros(10, dtype=torch.long), 10)
+    with pytest.raises(ValueError, match="10 condition rows for 4 samples"):
+        model.encode_each(x, onehot)

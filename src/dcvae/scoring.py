@@ -135,16 +135,17 @@ def score_table(
         xb = model.prepare(x_t[start:start + chunk])
         b = xb.shape[0]
         if marginal:
-            xb = xb.repeat_interleave(conditions, dim=0)
             cb: Tensor | None = torch.arange(conditions, device=device).repeat(b)
         else:
             cb = None if c_t is None else c_t[start:start + chunk].to(device)
         nb = None if noise is None else noise[start:start + chunk].to(device)
         if nb is not None and marginal:
             nb = nb.repeat_interleave(conditions, dim=0)
-        onehot = model.condition_onehot(cb, xb.shape[0])
+        onehot = model.condition_onehot(cb, b * conditions)
         with autocast(device, precision):
-            mu, logvar = model.encode(xb, onehot)
+            mu, logvar = model.encode_each(xb, onehot)  # the condition-free part once per sample
+            if marginal:
+                xb = xb.repeat_interleave(conditions, dim=0)
             post = Posterior(model, xb, cb, mu, logvar, onehot, nb)
             for score in scores:
                 values = SCORES[score](model, post).float()

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from dcvae.config import ConfigError, StrictConfig
 from dcvae.math import bernoulli_log_likelihood, gaussian_kl, gaussian_log_density, gaussian_log_likelihood
-from dcvae.nn import BACKBONES, build_backbone
+from dcvae.nn import BACKBONES, ConditionalEncoder, build_backbone
 
 LOGVAR_RANGE = (-12.0, 8.0)  # keeps exp(logvar) finite in float32 and bf16
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -130,6 +130,24 @@ class VAE(nn.Module):
         """q(z|x,c): mean and clamped log-variance, each (B, d)."""
         # .float(): under bf16 autocast only the matmuls run in bf16; the Gaussian algebra stays fp32
         mu, logvar = self.encoder(x, c_onehot).float().chunk(2, dim=1)
+        return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def encode_each(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:
+        """``encode`` for scoring: each of the B samples of ``x`` under R conditions, the rows of
+        ``c_onehot`` (B·R, sample-major as ``repeat_interleave`` orders them). The encoder's
+        condition-free part runs once per sample, not R times (marginal mode tries every
+        condition). Equal to ``encode`` of the repeated x up to float rounding; the scores use
+        this path in both modes, so they stay consistent with each other."""
+        b, rows = x.shape[0], c_onehot.shape[0]
+        if (b == 0) != (rows == 0) or (b and rows % b):
+            raise ValueError(f"{rows} condition rows for {b} samples: expected a whole multiple")
+        repeats = rows // b if b else 1
+        if not isinstance(self.encoder, ConditionalEncoder):  # a user's encoder without the split
+            return self.encode(x.repeat_interleave(repeats, dim=0), c_onehot)
+        h = self.encoder.condition_free(x)
+        if repeats > 1:
+            h = h.repeat_interleave(repeats, dim=0)
+        mu, logvar = self.encoder.conditioned(h, c_onehot).float().chunk(2, dim=1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
     def decode(self, z: Tensor, c_onehot: Tensor) -> Tensor:

@@ -4,6 +4,11 @@ Every encoder maps (x, one-hot c) to 2·d numbers (posterior mean and log-varian
 maps (z, one-hot c) to the parameters of p(x|z, c) with the input's shape. The condition enters as
 a one-hot vector concatenated to the encoder's features and to z (SPEC "Notation"); unconditional
 models pass a zero-width condition.
+
+Scoring in marginal mode runs the encoder under every condition. Encoders therefore split into a
+condition-free part (``condition_free``), run once per sample, and the rest (``conditioned``),
+run once per condition: ``conditioned(condition_free(x), c)`` is ``forward(x, c)`` up to float
+rounding.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -31,16 +37,38 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPEncoder(nn.Module):
+class ConditionalEncoder(nn.Module):
+    """An encoder (x, one-hot c) → 2·d. The default split does all the work under each condition;
+    the library's encoders override it so that the condition-free part runs once."""
+
+    def condition_free(self, x: Tensor) -> Tensor:
+        return x
+
+    def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
+        return self(h, c_onehot)
+
+
+class MLPEncoder(ConditionalEncoder):
     """Flattened input ⊕ one-hot c → hidden → 2·d."""
 
     def __init__(self, input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
                  latent_dim: int) -> None:
         super().__init__()
-        self.net = _mlp([math.prod(input_shape) + n_conditions, *hidden, 2 * latent_dim])
+        self.n_inputs = math.prod(input_shape)
+        self.net = _mlp([self.n_inputs + n_conditions, *hidden, 2 * latent_dim])
 
     def forward(self, x: Tensor, c_onehot: Tensor) -> Tensor:
         return self.net(torch.cat([x.flatten(1), c_onehot], dim=1))
+
+    def condition_free(self, x: Tensor) -> Tensor:
+        """The first layer's pre-activation without the condition's columns (bias included)."""
+        first = self.net[0]
+        return F.linear(x.flatten(1), first.weight[:, :self.n_inputs], first.bias)
+
+    def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
+        """Adds the condition's columns of the first layer, then runs the remaining layers."""
+        first = self.net[0]
+        return self.net[1:](h + F.linear(c_onehot, first.weight[:, self.n_inputs:]))
 
 
 class MLPDecoder(nn.Module):
@@ -62,7 +90,7 @@ def _halved(size: int) -> int:
     return (size + 2 - 4) // 2 + 1
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(ConditionalEncoder):
     """Conv32 s2 → Conv64 s2 → dense ⊕ one-hot c → 2·d, for any C×H×W with H, W ≥ 4."""
 
     def __init__(self, input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
@@ -78,7 +106,14 @@ class ConvEncoder(nn.Module):
         self.head = _mlp([64 * h2 * w2 + n_conditions, hidden[-1], 2 * latent_dim])
 
     def forward(self, x: Tensor, c_onehot: Tensor) -> Tensor:
-        return self.head(torch.cat([self.features(x), c_onehot], dim=1))
+        return self.conditioned(self.features(x), c_onehot)
+
+    def condition_free(self, x: Tensor) -> Tensor:
+        """The convolutions: c enters only after them."""
+        return self.features(x)
+
+    def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
+        return self.head(torch.cat([h, c_onehot], dim=1))
 
 
 class ConvDecoder(nn.Module):

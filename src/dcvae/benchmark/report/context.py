@@ -290,7 +290,7 @@ def encode_marginal(model: VAE, x: np.ndarray, batch_size: int = 1024) -> Encode
         xr = xb.repeat_interleave(conditions, dim=0)
         cr = (torch.arange(conditions, device=xb.device).repeat(b) if model.conditional else None)
         onehot = model.condition_onehot(cr, xr.shape[0])
-        mu, logvar = model.encode(xr, onehot)
+        mu, logvar = model.encode_each(xb, onehot)  # as the scores encode
         x_hat = model.reconstruction(model.decode(mu, onehot))
         error = (xr - x_hat).flatten(1).norm(dim=1).view(b, conditions)  # Eq. 17 per condition
         pick = torch.arange(b, device=xb.device) * conditions + error.argmin(dim=1)
