@@ -23,6 +23,13 @@ LOGVAR_RANGE = (-12.0, 8.0)  # keeps exp(logvar) finite in float32 and bf16
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
+def _posterior(encoded: Tensor) -> tuple[Tensor, Tensor]:
+    """The encoder's 2·d outputs → mean and clamped log-variance."""
+    # .float(): under bf16 autocast only the matmuls run in bf16; the Gaussian algebra stays fp32
+    mu, logvar = encoded.float().chunk(2, dim=1)
+    return mu, logvar.clamp(*LOGVAR_RANGE)
+
+
 @dataclass(frozen=True)
 class VAEConfig(StrictConfig):
     """Architecture shared by all models.
@@ -128,9 +135,7 @@ class VAE(nn.Module):
 
     def encode(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|x,c): mean and clamped log-variance, each (B, d)."""
-        # .float(): under bf16 autocast only the matmuls run in bf16; the Gaussian algebra stays fp32
-        mu, logvar = self.encoder(x, c_onehot).float().chunk(2, dim=1)
-        return mu, logvar.clamp(*LOGVAR_RANGE)
+        return _posterior(self.encoder(x, c_onehot))
 
     def encode_each(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:
         """``encode`` for scoring: each of the B samples of ``x`` under R conditions, the rows of
@@ -147,8 +152,7 @@ class VAE(nn.Module):
         h = self.encoder.condition_free(x)
         if repeats > 1:
             h = h.repeat_interleave(repeats, dim=0)
-        mu, logvar = self.encoder.conditioned(h, c_onehot).float().chunk(2, dim=1)
-        return mu, logvar.clamp(*LOGVAR_RANGE)
+        return _posterior(self.encoder.conditioned(h, c_onehot))
 
     def decode(self, z: Tensor, c_onehot: Tensor) -> Tensor:
         """Parameters of p(x|z,c): Bernoulli logits or Gaussian means, the input's shape."""
