@@ -4,15 +4,13 @@
 
 Settings: MNIST one-class (normal = digit 0) and Fashion-MNIST leave-one-out (anomaly = class 0,
 T-shirt/top), recon score (Eq. 17), marginal mode, seeds as given. Prints a table and writes every
-run's record (``EvaluationResult.to_dict``) with the command and hardware to ``--out``.
+run's record (``RunRecord.to_dict``, the library's one record) with the command and hardware to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from dcvae.data import load_dataset
-from dcvae.experiment import evaluate_protocol
+from dcvae.evaluation.provenance import hardware_summary
+from dcvae.evaluation.run import RunSpec, run_protocol
 from dcvae.models import MODELS
 
 SETTINGS = [("mnist", "one-class", 0), ("fmnist", "leave-one-out", 0)]
@@ -39,9 +38,9 @@ def main() -> None:
         data = load_dataset(dataset)
         for model in args.models:
             for seed in args.seeds:
-                result, _ = evaluate_protocol(data, model=model, protocol=protocol, target_class=k,
-                                              seed=seed, epochs=args.epochs, patience=0,
-                                              score=args.score, progress=False)
+                spec = RunSpec(model, dataset, protocol, k, seed,
+                               {"epochs": args.epochs, "patience": 0}, (args.score,))
+                result = run_protocol(spec, data).record
                 records.append(result.to_dict())
                 print(f"{dataset:7s} {protocol:13s} class {k} {model:10s} seed {seed} "
                       f"AUC {result.auc:.4f} AP {result.average_precision:.4f} "
@@ -57,7 +56,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": "python " + " ".join(sys.argv),
-        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+        "hardware": hardware_summary(),
         "date": time.strftime("%Y-%m-%d"),
         "records": records,
     }, indent=1))

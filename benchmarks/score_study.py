@@ -2,7 +2,7 @@
 
 Each run of a grid with ``save_scores = true`` keeps its per-sample base scores (recon, elbo, kl,
 prior) of the test split, the normal validation carve and the held-out anomalies' training
-images. From them this script builds every score of ``dcvae.score_family`` -- the complexity
+images. From them this script builds every score of ``dcvae.scoring.family`` -- the complexity
 correction (the PNG length of each image), typicality, standardised sums -- fitting each on the
 validation carve only, exactly as the library does, and measures:
 - ``validation_auc``: validation carve vs held-out training images (what selection may look at);
@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dcvae.atomic import atomic_write_text
 from dcvae.benchmark import ResultStore, RunSpec
-from dcvae.benchmark.runner import cached_dataset, validation_anomalies
-from dcvae.metrics import roc_auc
-from dcvae.protocols import make_protocol
-from dcvae.score_family import fit_score, input_complexity, parse_score
+from dcvae.benchmark.runner import cached_dataset
+from dcvae.evaluation.metrics import roc_auc
+from dcvae.evaluation.protocols import make_protocol
+from dcvae.evaluation.run import validation_anomalies
+from dcvae.io.atomic import atomic_write_text
+from dcvae.scoring import fit_score, input_complexity, parse_score
 
 BASES = ("recon", "elbo", "kl", "prior", "ic-elbo")
 SCORES = (*BASES, *(f"typical-{b}" for b in BASES),

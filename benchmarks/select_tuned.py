@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcvae.atomic import atomic_write_text
 from dcvae.benchmark import ResultStore
+from dcvae.io.atomic import atomic_write_text
 
 # Settings of the tuning grid that describe its budget, not the choice: tuned.toml sets its own.
 BUDGET_KEYS = {"epochs", "train_size"}

@@ -6,7 +6,7 @@ import pytest
 from dcvae.config import ConfigError
 from dcvae.data import load_dataset
 from dcvae.detector import AnomalyDetector, NotFittedError
-from dcvae.metrics import roc_auc
+from dcvae.evaluation.metrics import roc_auc
 
 SMALL = {"hidden_dims": (32, 16), "latent_dim": 4, "progress": False}
 
@@ -19,7 +19,7 @@ def digits():
 @pytest.fixture(scope="module")
 def fitted(digits):
     """dCVAE on every digit, the digit as condition, 2 epochs."""
-    return AnomalyDetector("dcvae", epochs=2, **SMALL).fit(digits.train.x, digits.train.y)
+    return AnomalyDetector("dcvae", epochs=2, **SMALL).fit(digits.train.x, c=digits.train.y)
 
 
 def test_fit_and_score_shapes(fitted, digits):
@@ -31,7 +31,7 @@ def test_fit_and_score_shapes(fitted, digits):
     assert np.isfinite(scores).all()
     flags = fitted.predict(digits.test.x)
     assert flags.shape == scores.shape and set(np.unique(flags)) <= {0, 1}
-    assert np.array_equal(fitted.score_samples(digits.test.x), scores)  # the scikit-learn alias
+    assert np.array_equal(fitted.score_samples(digits.test.x), -scores)  # scikit-learn's sign
 
 
 def test_predict_flags_exactly_the_scores_above_the_matching_threshold(fitted, digits):
@@ -69,8 +69,17 @@ def test_save_load_gives_identical_scores_and_flags(fitted, digits, tmp_path):
     assert np.array_equal(loaded.predict(x, c), fitted.predict(x, c))
     assert loaded.thresholds_ == fitted.thresholds_
     assert (loaded.score, loaded.contamination) == (fitted.score, fitted.contamination)
-    assert loaded.train_config == fitted.train_config
+    # the loaded detector states the resolved settings (the model's defaults, the likelihood chosen)
+    def settings(det):
+        return {k: v for k, v in det.get_params().items() if k not in ("params", "likelihood")}
+    assert settings(loaded) == settings(fitted)
+    assert loaded.params == {"beta": 1.0, "gamma": 0.0, "prior_components": 1}
+    assert loaded.likelihood == fitted.model_.config.likelihood == "bernoulli"
     assert loaded.history_.to_dict() == fitted.history_.to_dict()
+    for mode in ("given", "marginal"):
+        assert np.array_equal(loaded.validation_scores_[mode], fitted.validation_scores_[mode])
+    assert np.array_equal(loaded.decision_scores_, fitted.decision_scores_)
+    assert np.array_equal(loaded.labels_, fitted.labels_)
 
 
 def test_zero_contamination_flags_no_validation_sample(digits):
@@ -121,7 +130,7 @@ def test_tabular_data_outside_the_unit_interval_gets_a_gaussian_likelihood():
 
 
 def test_bernoulli_likelihood_refuses_data_outside_the_unit_interval():
-    with pytest.raises(ValueError, match="likelihood='bernoulli' needs data in \\[0, 1\\]"):
+    with pytest.raises(ValueError, match="outside \\[0, 1\\], which a Bernoulli likelihood cannot model"):
         AnomalyDetector("vae", likelihood="bernoulli", **SMALL).fit(np.full((10, 3), 5.0))
 
 
@@ -136,12 +145,12 @@ def _bad_inputs():
     return {
         "nan": (nan, r"1 NaN or infinite values \(first at index \(3, 0, 2, 2\)\)"),
         "inf": (inf, r"1 NaN or infinite values \(first at index \(5, 0, 1, 1\)\)"),
-        "1-D": (np.zeros(64), r"got 1-D shape \(64,\) \(for one sample, pass x\[None\]\)"),
+        "1-D": (np.zeros(64), r"got 1-D shape \(64,\)\. Reshape your data: for one sample, pass x\[None\]"),
         "5-D": (np.zeros((2, 1, 1, 8, 8)), "got 5-D shape"),
         "empty": (np.zeros((0, 1, 8, 8)), "it has 0 samples"),
         "strings": (np.array([["a", "b"], ["c", "d"]]), "must be numeric .* got dtype <U1"),
-        "objects": (np.array([[1, "a"], [2, None]], dtype=object), "must be numeric .* got dtype object"),
-        "bool": (np.ones((4, 1, 8, 8), dtype=bool), "must be numeric .* got dtype bool"),
+        "objects": (np.array([[1, "a"], [2, 3]], dtype=object), "holds a value that is not a number"),
+        "channels-last": (np.zeros((4, 8, 8, 3), dtype=np.uint8), "looks channels-last"),
         "float above 1": (images * 255.0, r"float images must lie in \[0, 1\]"),
         "float below 0": (images - 0.5, r"float images must lie in \[0, 1\]"),
         "int above 255": (np.full((3, 1, 8, 8), 300), "integer images must lie in 0-255, found 300..300"),
@@ -166,12 +175,13 @@ def test_bad_input_to_fit_is_named_before_any_training(case):
     det = AnomalyDetector("vae", epochs=1, **SMALL)
     with pytest.raises(ValueError, match=message):
         det.fit(x)
-    assert det.model_ is None
+    assert not hasattr(det, "model_")
 
 
 def test_a_condition_never_seen_in_training_is_refused_in_given_mode(fitted, digits):
     x = digits.test.x[:3]
-    with pytest.raises(ValueError, match=r"never seen in training: \['42'\].*Omit c to score in marginal"):
+    with pytest.raises(ValueError, match=r"never seen in training: \['42'\].*Leave the conditions out to "
+                                         "score in marginal mode"):
         fitted.decision_function(x, np.array([1, 42, 2]))
     with pytest.raises(ValueError, match="one condition per sample"):
         fitted.decision_function(x, np.array([1, 2]))
@@ -187,32 +197,44 @@ def test_scoring_another_shape_than_the_trained_one_is_refused(fitted):
 
 @pytest.mark.parametrize("kwargs,error,message", [
     ({"model": "dcvea"}, ValueError, "unknown model 'dcvea' \\(did you mean 'dcvae'\\?\\)"),
-    ({"model": "vae", "beta": 4.0}, ConfigError, r"unknown hyper-parameter\(s\) \['beta'\] for model 'vae'"),
-    ({"model": "dcvae", "alpha": 1.0}, ConfigError, r"unknown hyper-parameter\(s\) \['alpha'\]"),
+    ({"model": "vae", "params": {"beta": 4.0}}, ConfigError,
+     r"unknown hyper-parameter\(s\) \['beta'\] for model 'vae'"),
+    ({"model": "dcvae", "params": {"alpha": 1.0}}, ConfigError, r"unknown hyper-parameter\(s\) \['alpha'\]"),
+    ({"model": "beta-tcvae", "params": {"beta": 6.0}}, ConfigError,
+     r"unknown hyper-parameter\(s\) \['beta'\] for model 'beta-tcvae'; it takes \['dimwise_kl_weight', "
+     r"'mi_weight', 'tc_weight'\]"),
+    ({"params": [("beta", 3.0)]}, ConfigError, "params must be a dict"),
+    ({"params": {"latent_dim": 4}}, ConfigError, r"\['latent_dim'\] are arguments of the detector itself"),
+    ({"params": {"input_shape": (1, 8, 8)}}, ConfigError, r"\['input_shape'\] are arguments"),
     ({"score": "mahalanobis"}, ValueError, "unknown score 'mahalanobis'"),
     ({"contamination": 0.7}, ValueError, r"contamination must be in \[0, 0.5\], got 0.7"),
     ({"contamination": -0.1}, ValueError, r"contamination must be in \[0, 0.5\]"),
     ({"likelihood": "poisson"}, ValueError, "likelihood must be 'auto'"),
     ({"validation_fraction": 1.0}, ValueError, r"validation_fraction must be in \(0, 1\)"),
     ({"epochs": 0}, ValueError, "epochs must be >= 1"),
+    ({"lr": "fast"}, ConfigError, "training.lr: expected a number, got str 'fast'"),
     ({"latent_dim": "16"}, ConfigError, "dcvae.latent_dim: expected an integer, got str '16'"),
     ({"latent_dim": 0}, ConfigError, "latent_dim must be >= 1"),
     ({"backbone": "transformer"}, ConfigError, "backbone must be one of"),
-    ({"beta": -1.0}, ConfigError, "beta must be >= 0"),
-    ({"beta": float("nan")}, ConfigError, "dcvae.beta: expected a finite number"),
-    ({"input_shape": (1, 8, 8)}, ConfigError, r"unknown hyper-parameter\(s\) \['input_shape'\]"),
-    ({"condition_names": ("a",)}, ConfigError, r"unknown hyper-parameter\(s\) \['condition_names'\]"),
+    ({"params": {"beta": -1.0}}, ConfigError, "beta must be >= 0"),
+    ({"params": {"beta": float("nan")}}, ConfigError, "dcvae.beta: expected a finite number"),
 ])
-def test_bad_settings_are_refused_at_construction(kwargs, error, message):
+def test_bad_settings_are_refused_by_fit_before_any_training(kwargs, error, message, digits):
+    det = AnomalyDetector(**kwargs)  # scikit-learn's rule: the constructor only stores
+    assert all(getattr(det, k) is v for k, v in kwargs.items())
     with pytest.raises(error, match=message):
-        AnomalyDetector(**kwargs)
+        det.check_settings()
+    with pytest.raises(error, match=message):
+        det.fit(digits.train.x[:20])
+    assert not hasattr(det, "model_")
 
 
 def test_an_unfitted_detector_says_so():
     det = AnomalyDetector("vae")
     x = np.zeros((2, 1, 8, 8), dtype=np.uint8)
-    for call in (det.decision_function, det.predict, det.save):
+    for call in (det.decision_function, det.predict, det.predict_proba, det.predict_confidence,
+                 det.score_samples, det.save):
         with pytest.raises(NotFittedError, match=r"not fitted yet: call fit\(\) or load\(\)"):
             call(x)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(AttributeError):
         _ = det.threshold_

@@ -42,12 +42,12 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from dcvae.checkpoint import TrainingState, load_checkpoint
-from dcvae.data.user import load_array_file, load_image_folder
+from dcvae.data import load_array_file, load_image_folder
 from dcvae.detector import AnomalyDetector
+from dcvae.io.model_dir import load_model
 from dcvae.models import build_model
-from dcvae.persistence import load_model
 from dcvae.training import TensorData, TrainConfig, Trainer, TrainingDivergedError
+from dcvae.training.checkpoint import TrainingState, load_checkpoint
 
 ACCEPTED = (ValueError,)  # DataFileError, ModelFileError, ConfigError, CheckpointError are ValueErrors
 SLOW = 20.0  # seconds; a single call on these tiny inputs that takes longer counts as a hang
@@ -235,46 +235,65 @@ def _as_array(x: Any) -> np.ndarray | None:
         return None
 
 
-def x_verdict(x: Any, input_shape: tuple[int, ...] | None, *, bounded: bool, fit: bool = False) -> Verdict:
-    """The documented rules for X: uint8 images 0-255 or float images in [0, 1], (n, d) features,
-    (n, H, W) or (n, C, H, W) images, finite values, at least one sample (two to fit)."""
+def canonical_verdict(x: Any) -> tuple[Verdict, np.ndarray | None]:
+    """The library's one input rule (dcvae.data.canonical), written out again from its docs: the
+    problems that stop an input, or its canonical form."""
     a = _as_array(x)
     if a is None:
-        return Verdict([("array",)])
-    if a.dtype.kind not in "iuf":
-        return Verdict([("dtype", "numeric", "real")])
+        return Verdict([("array",)]), None
+    if a.dtype == object:  # numbers held as objects are read as numbers, anything else refused
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            return Verdict([("not a number",)]), None
+    if a.dtype.kind not in "biuf":
+        return Verdict([("dtype", "numeric", "real")]), None
     if a.ndim not in (2, 3, 4):
-        return Verdict([("shape", "-d")])
+        return Verdict([("shape", "-d")]), None
     if 0 in a.shape:
-        return Verdict([("empty", "zero-sized", "0 samples")])
-    verdict = Verdict()
-    if fit and a.shape[0] < 2:
-        verdict.problems.append(("at least 2",))
-    sample = (1, *a.shape[1:]) if a.ndim == 3 else a.shape[1:]
-    if input_shape is not None and sample != tuple(input_shape):
-        verdict.problems.append(("shape",))
-    image = len(sample) == 3
-    with np.errstate(all="ignore"):
-        f32 = a.astype(np.float32)
-    if a.dtype.kind == "f":
-        if not np.isfinite(a).all():
-            verdict.problems.append(("nan", "infinite"))
-            return verdict
-        if not np.isfinite(f32).all():
-            verdict.problems.append(("float32", "too large"))
-            return verdict
+        return Verdict([("empty", "zero-sized", "0 samples")]), None
+    images = a[:, None] if a.ndim == 3 else a
+    image = images.ndim == 4
+    if image and images.shape[1] not in (1, 3) and images.shape[-1] in (1, 3):
+        return Verdict([("channels-last",)]), None
     if a.dtype == np.uint8:
-        return verdict
-    if image and a.dtype.kind in "iu":
+        return Verdict(), images
+    if a.dtype == np.bool_:
+        return Verdict(), images.astype(np.uint8) * np.uint8(255) if image else a.astype(np.float32)
+    if a.dtype.kind in "iu":
+        if not image:
+            return Verdict(), a.astype(np.float32)
         if a.min() < 0 or a.max() > 255:
-            verdict.problems.append(("0-255",))
+            return Verdict([("0-255",)]), None
+        return Verdict(), images.astype(np.uint8)
+    if not np.isfinite(a).all():
+        return Verdict([("nan", "infinite")]), None
+    with np.errstate(all="ignore"):
+        f32 = images.astype(np.float32)
+    if not np.isfinite(f32).all():
+        return Verdict([("float32", "too large")]), None
+    if image and (f32.min() < 0 or f32.max() > 1):
+        return Verdict([("[0, 1]",)]), None
+    return Verdict(), f32
+
+
+def x_verdict(x: Any, input_shape: tuple[int, ...] | None, *, bounded: bool, fit: bool = False) -> Verdict:
+    """The detector's rules on top of the input rule: the trained sample shape, data in [0, 1] for
+    a Bernoulli model, at least two samples to fit."""
+    verdict, canonical = canonical_verdict(x)
+    if canonical is None:
         return verdict
-    if image or bounded:  # floats of an image, or features of a Bernoulli model: [0, 1]
-        if f32.min() < 0 or f32.max() > 1:
+    if fit and canonical.shape[0] < 2:
+        verdict.problems.append(("at least 2", "1 sample"))
+    if input_shape is not None and canonical.shape[1:] != tuple(input_shape):
+        verdict.problems.append(("shape",))
+        return verdict
+    if canonical.dtype == np.uint8:
+        return verdict
+    if bounded:  # features of a Bernoulli model: [0, 1]
+        if canonical.min() < 0 or canonical.max() > 1:
             verdict.problems.append(("[0, 1]",))
-        elif a.min() < 0 or a.max() > 1:  # outside only before rounding to float32
-            verdict.maybe.append(("[0, 1]",))
-    elif np.abs(f32).max() > 1e15:  # Gaussian features this extreme may overflow float32 arithmetic
+    elif np.abs(canonical).max() > 1e15:  # Gaussian features this extreme may overflow float32 arithmetic
         verdict.maybe.append(("finite", "extreme"))
     return verdict
 
@@ -382,7 +401,7 @@ def detectors():
     images = rng.integers(0, 256, size=(48, 8, 8), dtype=np.uint8)
     features = rng.normal(size=(48, TABLE_WIDTH)) * 3.0 + 10.0
     found = {
-        "dcvae": AnomalyDetector("dcvae", **TINY).fit(images, np.arange(48) % 3),
+        "dcvae": AnomalyDetector("dcvae", **TINY).fit(images, c=np.arange(48) % 3),
         "vae": AnomalyDetector("vae", **TINY).fit(images),
         "vae-tabular": AnomalyDetector("vae", **TINY).fit(features),
     }
@@ -435,10 +454,10 @@ def test_fitting_hostile_inputs_refuses_clearly_or_trains(data):
     det = AnomalyDetector(name, **TINY)
     # Features so extreme that float32 overflows (say 1e20 beside 0.3, one sample per split) may
     # make training diverge: TrainingDivergedError names that, and is allowed only in those cases.
-    fitted = _judge(verdict, lambda: det.fit(x, c), area="detector.fit",
+    fitted = _judge(verdict, lambda: det.fit(x, c=c), area="detector.fit",
                     accepted=(*ACCEPTED, TrainingDivergedError))
     if fitted is None:
-        assert det.model_ is None, "a refused fit left a model behind"
+        assert not hasattr(det, "model_"), "a refused fit left a model behind"
         return
     scores = fitted.decision_function(x)
     assert scores.shape == (n,) and np.isfinite(scores).all()
@@ -469,11 +488,11 @@ def _file_verdict_error(path: Path, verdict: Verdict, call, area: str):
 
 
 def _check_labelled(result, *, conditioned: bool) -> None:
-    """Consistency of any accepted array file: finite float32 table or uint8 images, labels fit."""
+    """Consistency of any accepted array file: finite canonical samples (uint8 or float32), labels fit."""
     data, names = result
     x, y = data.x, data.y
     assert x.ndim in (2, 4) and len(x) >= 1 and 0 not in x.shape, x.shape
-    assert x.dtype == (np.float32 if x.ndim == 2 else np.uint8)
+    assert x.dtype in (np.float32, np.uint8)
     assert np.isfinite(x).all()
     assert y.dtype == np.int64 and y.shape == (len(x),)
     assert len(set(names)) == len(names) and all(isinstance(s, str) for s in names)
@@ -603,42 +622,18 @@ def test_the_tripwire_is_live():
 
 
 def _expected_features(x: np.ndarray) -> tuple[Verdict, np.ndarray | None]:
-    """The loader's documented conversion of a data array, or the problems that stop it."""
+    """The loader's documented conversion of a data array: the input rule, after the loader's own
+    checks for an array without samples or features."""
     if x.ndim == 0 or x.shape[0] == 0:
         return Verdict([("no samples",)]), None
-    structural = Verdict()  # every problem of the array's kind and shape; any may be named first
-    if x.dtype.kind not in "biuf":
-        structural.problems.append(("numeric", "dtype"))
-    if x.ndim not in (2, 3, 4):
-        structural.problems.append(("expected a 2-d",))
-    if x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
-        structural.problems.append(("channels-last",))
     if 0 in x.shape:
-        structural.problems.append(("no features", "zero-sized"))
-    if structural.problems:
-        return structural, None
-    if x.ndim == 2:
-        with np.errstate(all="ignore"):
-            out = x.astype(np.float32)
-        if not np.isfinite(out).all():
-            return Verdict([("non-finite",)]), None
-        return Verdict(), out
-    images = x[:, None] if x.ndim == 3 else x
-    if x.dtype == np.uint8:
-        return Verdict(), images
-    if x.dtype.kind == "f":
-        if not np.isfinite(x).all():
-            return Verdict([("non-finite",)]), None
-        if x.min() < 0 or x.max() > 1:
-            return Verdict([("[0, 1]",)]), None
-        return Verdict(), np.rint(images * 255.0).astype(np.uint8)
-    if x.min() < 0 or x.max() > 255:
-        return Verdict([("0..255",)]), None
-    return Verdict(), images.astype(np.uint8)
+        return Verdict([("no features", "zero-sized")]), None
+    return canonical_verdict(x)
 
 
 def _label_texts(cond: np.ndarray) -> list[str]:
-    return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
+    """Condition names as the docs give them: integral floats (below 2**53) named like integers."""
+    return [str(int(v)) if isinstance(v, float) and v.is_integer() and abs(v) < 2.0**53 else str(v)
             for v in cond.tolist()]
 
 
@@ -714,7 +709,7 @@ def _array_file_verdict(suffix: str, arrays: dict[str, np.ndarray], column: Any
     if cond.ndim != 1 or cond.shape[0] != x.shape[0]:
         return Verdict([("conditions must be 1-d",)]), None, None
     if cond.dtype.kind == "f" and not np.isfinite(cond).all():
-        return Verdict([("non-finite",)]), None, None
+        return Verdict([("missing conditions",)]), None, None
     return verdict, features, cond
 
 

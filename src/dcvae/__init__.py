@@ -1,5 +1,7 @@
 """dcvae: unsupervised anomaly detection with disentangled conditional VAEs and their baselines.
 
+The package reads as the pipeline: ``data`` → ``models`` (with ``nn``) → ``training`` →
+``scoring`` → ``io`` → ``detector`` → ``evaluation`` → ``benchmark`` → ``report`` → ``cli``.
 The public names below are imported on first use, so ``import dcvae.math`` stays light.
 """
 
@@ -8,21 +10,23 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "AnomalyDetector": "dcvae.detector",
     "NotFittedError": "dcvae.detector",
     "MODELS": "dcvae.models",
     "build_model": "dcvae.models",
-    "load_model": "dcvae.persistence",
-    "save_model": "dcvae.persistence",
+    "load_model": "dcvae.io.model_dir",
+    "save_model": "dcvae.io.model_dir",
     "SCORES": "dcvae.scoring",
     "anomaly_scores": "dcvae.scoring",
     "TrainConfig": "dcvae.training",
     "Trainer": "dcvae.training",
     "TrainingDivergedError": "dcvae.training",
     "load_dataset": "dcvae.data",
+    "RunSpec": "dcvae.evaluation.run",
+    "run_protocol": "dcvae.evaluation.run",
 }
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

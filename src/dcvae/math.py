@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 
 LOG_2PI = math.log(2.0 * math.pi)
+#: Log-variances are clamped to this range everywhere: it keeps exp(logvar) finite in float32 and bf16.
+LOGVAR_RANGE = (-12.0, 8.0)
 
 # Gauss-Hermite rule: E_{N(mu, s²)}[f(z)] ~ sum_j w_j / sqrt(pi) · f(mu + sqrt(2)·s·t_j), exact for
 # polynomials of degree < 2·n (so exact for a one-Gaussian prior). With 24 nodes, a trained

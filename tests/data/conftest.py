@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcvae.data import locate
+from dcvae.data import download, search
 from dcvae.data.idx import write_idx
 
 
@@ -50,14 +50,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def offline(url: str, timeout: float) -> None:
         raise urllib.error.URLError(f"network disabled in tests ({url})")
 
-    monkeypatch.setattr(locate, "open_url", offline)
+    monkeypatch.setattr(download, "open_url", offline)
 
 
 @pytest.fixture
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Path]:
     """Empty cache and system roots and no DCVAE_DATA, so only explicit dirs count."""
     roots = {"cache": tmp_path / "cache", "system": tmp_path / "system"}
-    monkeypatch.setattr(locate, "cache_dir", lambda: roots["cache"])
-    monkeypatch.setattr(locate, "SYSTEM_DATA_DIR", roots["system"])
+    monkeypatch.setattr(search, "cache_dir", lambda: roots["cache"])
+    monkeypatch.setattr(search, "SYSTEM_DATA_DIR", roots["system"])
     monkeypatch.delenv("DCVAE_DATA", raising=False)
     return roots

@@ -3,7 +3,7 @@
 The file (see ``benchmarks/paper.toml``)::
 
     name = "paper"                      # names the results; free text
-    scores = ["recon", "typical-elbo"]  # every run records each (dcvae.score_family); the first
+    scores = ["recon", "typical-elbo"]  # every run records each (dcvae.scoring.family); the first
                                         # is the headline
     save_models = "first-seed"          # "none" | "first-seed" | "all": detectors kept for the report
     save_scores = false                 # true: every run's per-sample scores in OUT/scores/KEY.npz
@@ -31,7 +31,6 @@ scores, out-of-range values, classes a dataset does not have — so a typo never
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -42,9 +41,10 @@ from typing import Any
 from dcvae.config import ConfigError
 from dcvae.data import DATASETS
 from dcvae.detector import AnomalyDetector
+from dcvae.evaluation.protocols import PROTOCOLS
+from dcvae.evaluation.run import RUN_SETTINGS, RunSpec
 from dcvae.models import MODELS
-from dcvae.protocols import PROTOCOLS
-from dcvae.score_family import parse_score
+from dcvae.scoring import parse_score
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,48 +55,6 @@ _TOP_KEYS = {"name", "description", "scores", "save_models", "save_scores", "def
              "grid"}
 _BLOCK_KEYS = {"datasets", "protocol", "classes", "seeds", "models", "settings"}
 _SAVE_MODES = ("none", "first-seed", "all")
-# Run-level settings that are not AnomalyDetector arguments.
-_RUN_SETTINGS = {"train_size"}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run of the grid: everything that determines its result, and its key in the store."""
-
-    model: str
-    dataset: str
-    protocol: str
-    target_class: int
-    seed: int
-    settings: dict[str, Any]
-    scores: tuple[str, ...]
-    save_model: bool = False
-    save_scores: bool = False
-
-    def identity(self) -> dict[str, Any]:
-        """What makes two runs the same run (what is saved does not change a result)."""
-        return {"model": self.model, "dataset": self.dataset, "protocol": self.protocol,
-                "class": self.target_class, "seed": self.seed, "settings": self.settings,
-                "scores": list(self.scores)}
-
-    @property
-    def key(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} {self.dataset} {self.protocol} class {self.target_class} seed {self.seed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.identity(), "save_model": self.save_model, "save_scores": self.save_scores}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        return cls(model=d["model"], dataset=d["dataset"], protocol=d["protocol"],
-                   target_class=int(d["class"]), seed=int(d["seed"]), settings=dict(d["settings"]),
-                   scores=tuple(d["scores"]), save_model=bool(d.get("save_model", False)),
-                   save_scores=bool(d.get("save_scores", False)))
 
 
 @dataclass(frozen=True)
@@ -199,8 +157,8 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
 
 
 def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:
-    """Build (not fit) the detector: it refuses unknown keys and out-of-range values."""
-    detector_settings = {k: v for k, v in settings.items() if k not in _RUN_SETTINGS}
+    """Check the settings as the detector's fit would: unknown keys and out-of-range values."""
+    detector_settings = {k: v for k, v in settings.items() if k not in RUN_SETTINGS}
     train_size = settings.get("train_size")
     if train_size is not None and (not isinstance(train_size, int) or isinstance(train_size, bool)
                                    or train_size < 2):
@@ -211,7 +169,7 @@ def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:
                               + ("(top-level 'scores')" if key == "score" else
                                  "(the block's 'seeds')" if key == "seed" else "(always off)"))
     try:
-        AnomalyDetector(model, progress=False, **detector_settings)
+        AnomalyDetector.from_settings(model, detector_settings).check_settings()
     except (ConfigError, ValueError, TypeError) as err:
         raise ConfigError(f"{at}: settings for model {model!r}: {err}") from None
 

@@ -1,9 +1,10 @@
 """Plain containers for labelled arrays and dataset splits.
 
 Everything in :mod:`dcvae.data` hands back these two types so that the models, the
-training loop and the CLI see one shape convention: images are ``uint8 (n, C, H, W)``,
-tabular data is ``float32 (n, d)``, and labels/conditions are ``int64 (n,)`` with ``-1``
-meaning "no label".
+training loop and the CLI see one shape convention, the canonical forms of
+:mod:`dcvae.data.canonical`: images ``(n, C, H, W)`` uint8 (or float32 in [0, 1]), tabular data
+``(n, d)`` float32 (or uint8), and labels/conditions ``int64 (n,)`` with ``-1`` meaning "no
+label".
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ class LabelledArray:
     Attributes
     ----------
     x
-        Images ``uint8 (n, C, H, W)`` (grayscale has ``C == 1``) or tabular
-        ``float32 (n, d)``.
+        Images ``(n, C, H, W)`` (grayscale has ``C == 1``) or tabular ``(n, d)``, uint8 or
+        float32.
     y
         ``int64 (n,)``; ``0..K-1``, or ``-1`` where the source has no labels.
     """
@@ -37,11 +38,9 @@ class LabelledArray:
             )
         if y.ndim != 1 or y.dtype != np.int64:
             raise ValueError(f"y must be int64 of shape (n,), got {y.dtype} {y.shape}")
-        image = x.ndim == 4 and x.dtype == np.uint8
-        tabular = x.ndim == 2 and x.dtype == np.float32
-        if not (image or tabular):
+        if x.ndim not in (2, 4) or x.dtype not in (np.uint8, np.float32):
             raise ValueError(
-                "x must be uint8 images (n, C, H, W) or float32 tabular data (n, d), "
+                "x must be images (n, C, H, W) or tabular data (n, d), uint8 or float32, "
                 f"got {x.dtype} {x.shape}"
             )
         if len(x) != len(y):

@@ -12,24 +12,32 @@ than no benchmark or a fake one.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import math
 import os
-import string
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from .arrays import DatasetSplits, LabelledArray
+from .class_names import (
+    DIGITS,
+    EMNIST_MERGED,
+    FASHION_CLASSES,
+    KMNIST_CLASSES,
+    LETTERS,
+    LOWER,
+    UPPER,
+    read_emnist_mapping,
+    read_kmnist_classmap,
+)
 from .errors import DataFileError
 from .idx import read_idx, read_npz_array
-from .locate import FileLookup, find_file, locate_file, not_found_error
+from .locate import FileLookup, locate_file, not_found_error
+from .search import find_file
+from .split import stratified_split
 
 __all__ = [
     "CARVE_SEED",
@@ -58,10 +66,9 @@ def stratified_carve(
 ) -> tuple[LabelledArray, LabelledArray]:
     """Split one labelled array into (train, test), stratified by label, deterministically.
 
-    Uses scikit-learn's ``train_test_split(..., stratify=y)``. Samples of a label that occurs
-    only once cannot be stratified and go to train. If the remaining samples are too few to
-    put every label on both sides, the split falls back to an unstratified one (with a
-    warning). Both parts keep the original sample order.
+    The split is :func:`dcvae.data.split.stratified_split`: a label that occurs only once goes to
+    train; when the rest is too small to put every label on both sides, the split is plain (with
+    a warning). Both parts keep the original sample order.
 
     Raises
     ------
@@ -70,83 +77,10 @@ def stratified_carve(
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    n = len(split)
-    if n < 2:
-        raise ValueError(f"cannot carve {n} sample(s) into a non-empty train and test part")
-    labels, counts = np.unique(split.y, return_counts=True)
-    rare = np.isin(split.y, labels[counts < 2])
-    common = np.flatnonzero(~rare)
-    n_test = math.ceil(test_fraction * len(common))
-    n_classes = int(np.sum(counts >= 2))
-    if len(common) >= 2 and n_classes <= n_test <= len(common) - n_classes:
-        train_idx, test_idx = train_test_split(
-            common, test_size=test_fraction, random_state=seed, stratify=split.y[common]
-        )
-        train_idx = np.concatenate([train_idx, np.flatnonzero(rare)])
-    else:
-        warnings.warn(
-            f"{n} samples in {len(labels)} classes are too few for a stratified "
-            f"{test_fraction:.0%} test split; splitting without stratification",
-            stacklevel=2,
-        )
-        train_idx, test_idx = train_test_split(
-            np.arange(n), test_size=test_fraction, random_state=seed
-        )
-    return split.subset(np.sort(train_idx)), split.subset(np.sort(test_idx))
-
-
-# --------------------------------------------------------------------------- class names
-
-_DIGITS = tuple(string.digits)
-_UPPER = tuple(string.ascii_uppercase)
-_LOWER = tuple(string.ascii_lowercase)
-# Official EMNIST label orders (as in the emnist-<split>-mapping.txt files of gzip.zip).
-# ByMerge/Balanced merge the 15 lowercase letters that look like their capitals.
-_EMNIST_MERGED_LOWER = tuple("abdefghnqrt")
-_LETTERS = tuple(f"{u}/{lo}" for u, lo in zip(_UPPER, _LOWER, strict=True))
-
-FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-# Official romanised KMNIST class names (rois-codh/kmnist README, kmnist_classmap.csv order).
-KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
-
-
-def _read_emnist_mapping(path: Path) -> dict[int, str]:
-    """Parse ``emnist-<split>-mapping.txt``: lines ``label code [code ...]`` (ASCII codes)."""
-    out: dict[int, str] = {}
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataFileError(path, f"cannot read the mapping ({err})") from err
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split()
-        try:
-            label, codes = int(fields[0]), [int(f) for f in fields[1:]]
-            names = "/".join(chr(c) for c in codes)
-        except (ValueError, OverflowError) as err:
-            raise DataFileError(
-                path, f"line {lineno}: expected 'label ascii_code ...', found {line!r}"
-            ) from err
-        if not codes:
-            raise DataFileError(path, f"line {lineno}: no character code for label {label}")
-        out[label] = names
-    return out
-
-
-def _read_kmnist_classmap(path: Path) -> dict[int, str]:
-    """Parse ``kmnist_classmap.csv`` (``index,codepoint,char``) into label -> character."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = list(csv.DictReader(f))
-        return {int(row["index"]): row["char"].strip() for row in rows}
-    except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError, csv.Error) as err:
-        raise DataFileError(
-            path, f"expected CSV columns index,codepoint,char with integer index ({err!r})"
-        ) from err
+    if len(split) < 2:
+        raise ValueError(f"cannot carve {len(split)} sample(s) into a non-empty train and test part")
+    train_idx, test_idx = stratified_split(split.y, test_size=test_fraction, seed=seed)
+    return split.subset(train_idx), split.subset(test_idx)
 
 
 # --------------------------------------------------------------------------- specs
@@ -362,7 +296,7 @@ class DigitsDataset:
             f"images were carved into {len(train):,} train / {len(test):,} test, stratified "
             f"by class, seed {self.seed}."
         )
-        return DatasetSplits(self.name, train, test, _DIGITS, (note,))
+        return DatasetSplits(self.name, train, test, DIGITS, (note,))
 
 
 # --------------------------------------------------------------------------- registry
@@ -377,7 +311,7 @@ def _emnist(split: str, names: tuple[str, ...], description: str, offset: int = 
         test=_idx_files(f"emnist-{split}-test"),
         class_names=names,
         class_names_file=f"emnist-{split}-mapping.txt",
-        class_names_reader=_read_emnist_mapping,
+        class_names_reader=read_emnist_mapping,
         transpose=True,
         label_offset=offset,
     )
@@ -387,7 +321,7 @@ _MNIST_FILES = (_idx_files("train"), _idx_files("t10k"))
 
 _SPECS: tuple[DatasetSpec, ...] = (
     IdxDataset("mnist", "MNIST handwritten digits (60,000 / 10,000)", "mnist",
-               *_MNIST_FILES, _DIGITS),
+               *_MNIST_FILES, DIGITS),
     IdxDataset("fmnist", "Fashion-MNIST Zalando articles (60,000 / 10,000)", "fashion-mnist",
                *_MNIST_FILES, FASHION_CLASSES),
     IdxDataset(
@@ -404,16 +338,16 @@ _SPECS: tuple[DatasetSpec, ...] = (
         ),
         class_names=KMNIST_CLASSES,
         class_names_file="kmnist_classmap.csv",
-        class_names_reader=_read_kmnist_classmap,
+        class_names_reader=read_kmnist_classmap,
     ),
-    _emnist("byclass", _DIGITS + _UPPER + _LOWER, "EMNIST ByClass: digits and letters, 62"),
-    _emnist("bymerge", _DIGITS + _UPPER + _EMNIST_MERGED_LOWER,
+    _emnist("byclass", DIGITS + UPPER + LOWER, "EMNIST ByClass: digits and letters, 62"),
+    _emnist("bymerge", DIGITS + UPPER + EMNIST_MERGED,
             "EMNIST ByMerge: digits and letters, look-alike cases merged, 47"),
-    _emnist("balanced", _DIGITS + _UPPER + _EMNIST_MERGED_LOWER,
+    _emnist("balanced", DIGITS + UPPER + EMNIST_MERGED,
             "EMNIST Balanced: 47 classes, equal counts"),
-    _emnist("letters", _LETTERS, "EMNIST Letters: 26 case-merged letters", offset=1),
-    _emnist("digits", _DIGITS, "EMNIST Digits: 10 digits (240,000 / 40,000)"),
-    _emnist("mnist", _DIGITS, "EMNIST MNIST: 10 digits (60,000 / 10,000)"),
+    _emnist("letters", LETTERS, "EMNIST Letters: 26 case-merged letters", offset=1),
+    _emnist("digits", DIGITS, "EMNIST Digits: 10 digits (240,000 / 40,000)"),
+    _emnist("mnist", DIGITS, "EMNIST MNIST: 10 digits (60,000 / 10,000)"),
     DigitsDataset(),
 )
 

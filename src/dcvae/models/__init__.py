@@ -4,11 +4,19 @@ from dcvae.models.base import VAE, ModelOutput, VAEConfig
 from dcvae.models.beta_tcvae import BetaTCVAE, BetaTCVAEConfig
 from dcvae.models.dcvae import DCVAE, ConditionalPrior, DCVAEConfig
 from dcvae.models.factorvae import RFVAE, FactorVAE, FactorVAEConfig, RFVAEConfig
+from dcvae.models.likelihood import (
+    LIKELIHOODS,
+    BernoulliLikelihood,
+    GaussianLikelihood,
+    Likelihood,
+    likelihood_for,
+)
 from dcvae.models.registry import MODELS, build_model, model_class, register_model
 from dcvae.models.vae import CVAE, BetaVAE, BetaVAEConfig
 
 __all__ = [
-    "MODELS", "VAE", "CVAE", "DCVAE", "RFVAE", "BetaTCVAE", "BetaVAE", "FactorVAE",
+    "LIKELIHOODS", "MODELS", "VAE", "CVAE", "DCVAE", "RFVAE", "BetaTCVAE", "BetaVAE", "FactorVAE",
+    "BernoulliLikelihood", "GaussianLikelihood", "Likelihood", "likelihood_for",
     "BetaTCVAEConfig", "BetaVAEConfig", "ConditionalPrior", "DCVAEConfig", "FactorVAEConfig",
     "ModelOutput", "RFVAEConfig", "VAEConfig", "build_model", "model_class", "register_model",
 ]

@@ -16,11 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dcvae.config import ConfigError, StrictConfig
-from dcvae.math import bernoulli_log_likelihood, gaussian_kl, gaussian_log_density, gaussian_log_likelihood
+from dcvae.math import LOGVAR_RANGE, gaussian_kl, gaussian_log_density
+from dcvae.models.likelihood import LIKELIHOODS, Likelihood, build_likelihood
 from dcvae.nn import BACKBONES, ConditionalEncoder, build_backbone
-
-LOGVAR_RANGE = (-12.0, 8.0)  # keeps exp(logvar) finite in float32 and bf16
-LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 def _posterior(encoded: Tensor) -> tuple[Tensor, Tensor]:
@@ -36,7 +34,8 @@ class VAEConfig(StrictConfig):
 
     input_shape: (C, H, W) for images, (d,) for feature vectors.
     condition_names: the conditions c (one name per index); empty for unconditional data.
-    likelihood: "bernoulli" (inputs in [0, 1]) or "gaussian" (learned per-feature variance).
+    likelihood: "bernoulli" (inputs in [0, 1]) or "gaussian" (learned per-feature variance); see
+    ``dcvae.models.likelihood``.
     """
 
     input_shape: tuple[int, ...] = (1, 28, 28)
@@ -58,7 +57,7 @@ class VAEConfig(StrictConfig):
         if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
             raise ConfigError(f"hidden_dims must be positive sizes, got {self.hidden_dims}")
         if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+            raise ConfigError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {self.likelihood!r}")
         if len(set(self.condition_names)) != len(self.condition_names):
             raise ConfigError(f"condition_names must be unique, got {self.condition_names}")
 
@@ -105,8 +104,7 @@ class VAE(nn.Module):
                                   config.hidden_dims, config.latent_dim)
         self.encoder = backbone.encoder
         self.decoder = backbone.decoder
-        if config.likelihood == "gaussian":
-            self.output_logvar = nn.Parameter(torch.zeros(config.input_shape))
+        self.likelihood: Likelihood = build_likelihood(config.likelihood, config.input_shape)
         # Fixed affine map from raw inputs to the model's space (feature standardisation for
         # tabular data); saved with the weights so scoring always sees what training saw.
         self.register_buffer("input_shift", torch.zeros(config.input_shape))
@@ -118,6 +116,17 @@ class VAE(nn.Module):
         x = x.to(self.input_shift.device)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         return (x - self.input_shift) / self.input_scale
+
+    @torch.no_grad()
+    def fit_input_standardisation(self, x: Tensor) -> None:
+        """Set the input map to feature standardisation with the statistics of training data ``x``
+        (raw, as ``prepare`` takes it); features that do not vary keep scale 1."""
+        data = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        shift = data.mean(dim=0)
+        scale = data.std(dim=0, unbiased=False)
+        scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))
+        self.input_shift.copy_(shift)
+        self.input_scale.copy_(scale)
 
     def condition_onehot(self, c: Tensor | None, batch: int) -> Tensor:
         """(B, K) one-hot of c; (B, 0) for unconditional models."""
@@ -160,14 +169,11 @@ class VAE(nn.Module):
 
     def log_likelihood(self, x: Tensor, decoded: Tensor) -> Tensor:
         """log p(x|z,c) summed over features, (B,)."""
-        if self.config.likelihood == "bernoulli":
-            return bernoulli_log_likelihood(x, decoded)
-        logvar = self.output_logvar.clamp(*LOGVAR_RANGE)
-        return gaussian_log_likelihood(x, decoded, logvar.expand_as(decoded))
+        return self.likelihood.log_prob(x, decoded)
 
     def reconstruction(self, decoded: Tensor) -> Tensor:
         """The decoder's mean x̂ (in model space)."""
-        return torch.sigmoid(decoded) if self.config.likelihood == "bernoulli" else decoded
+        return self.likelihood.mean(decoded)
 
     def prior(self, c: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of p(z|c), broadcastable to (B, d): N(0, I) here."""

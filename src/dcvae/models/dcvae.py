@@ -9,13 +9,14 @@ from torch import Tensor, nn
 
 from dcvae.config import ConfigError
 from dcvae.math import (
+    LOGVAR_RANGE,
     gaussian_kl,
     gaussian_log_density,
     gaussian_mixture_kl,
     mixture_log_density,
     total_correlation,
 )
-from dcvae.models.base import LOGVAR_RANGE, VAE, VAEConfig, _check_positive
+from dcvae.models.base import VAE, VAEConfig, _check_positive
 from dcvae.models.registry import register_model
 
 

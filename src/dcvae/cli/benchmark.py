@@ -1,0 +1,84 @@
+"""``dcvae benchmark``, ``dcvae report`` and ``dcvae list``: grids of runs, their report, and what
+this version knows."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from dcvae.cli.main import main
+from dcvae.data import DATASETS
+from dcvae.evaluation.protocols import PROTOCOLS
+from dcvae.models import MODELS
+from dcvae.scoring import BASE_SCORES
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The results directory: results.jsonl, a copy of the config, saved models.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process or a process pool; ray: one Ray task per run.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at a time (local pool size; Ray: CPUs of a local Ray instance = workers × threads).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="PyTorch threads (and Ray CPUs) per run [default: CPU cores / workers].")
+@click.option("--address", default=None,
+              help="Ray: the address of an existing cluster (e.g. ray://head:10001 or auto).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where dataset files are looked for first (workers need the same path).")
+@click.option("--reuse", type=click.Path(file_okay=False, exists=True, path_type=Path), multiple=True,
+              help="Another results directory whose records of the very same runs (same key) are "
+                   "copied instead of trained again, e.g. a tuning grid's winners. Repeatable.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def benchmark(config: Path, out: Path, executor: str, workers: int, threads: int | None,
+              address: str | None, data_dir: Path | None, reuse: tuple[Path, ...],
+              quiet: bool) -> None:
+    """Run the grid of a benchmark CONFIG (TOML); finished runs are skipped, so re-run to resume."""
+    from dcvae.benchmark import run_benchmark
+
+    if address is not None and executor != "ray":
+        raise click.UsageError("--address is for --executor ray")
+    start = time.perf_counter()
+    counts = run_benchmark(config, out, data_dir=data_dir, executor=executor, workers=workers,
+                           threads=threads, address=address, progress=not quiet, reuse=reuse)
+    click.echo(f"{counts['total']} runs in the grid: {counts['skipped']} already done, "
+               f"{counts['reused']} reused, {counts['ran']} run now in "
+               f"{time.perf_counter() - start:.0f} s; results in {out / 'results.jsonl'}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--command", "benchmark_command", default=None, metavar="TEXT",
+              help="The `dcvae benchmark ...` command that produced DIRECTORY, quoted in the report.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where dataset files are looked for first (the figures need the test images).")
+@click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Test images (a seeded subsample) behind each latent-space figure.")
+def report(directory: Path, benchmark_command: str | None, data_dir: Path | None,
+           max_samples: int) -> None:
+    """Write DIRECTORY/report.md and report.html (Table I side by side, figures) from benchmark results."""
+    from dcvae.report import write_report
+
+    start = time.perf_counter()
+    paths = write_report(directory, command=benchmark_command, max_figure_samples=max_samples,
+                         data_dir=data_dir)
+    figures = len(list(paths["figures"].glob("*.png")))
+    click.echo(f"wrote {paths['markdown']} and {paths['html']} ({figures} figures in "
+               f"{paths['figures']}) in {time.perf_counter() - start:.0f} s")
+
+
+@main.command(name="list")
+def list_() -> None:
+    """The models, datasets, protocols and scores this version knows."""
+    for cls in MODELS.values():
+        click.echo(f"model     {cls.name:<12} {cls.describe()}")
+    for name in sorted(DATASETS):
+        click.echo(f"dataset   {name}")
+    for name in sorted(PROTOCOLS):
+        click.echo(f"protocol  {name}")
+    for name in BASE_SCORES:
+        click.echo(f"score     {name}")
+    click.echo("score     typical-NAME (two-sided typicality), A+B (standardised sum)")

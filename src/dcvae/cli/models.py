@@ -1,0 +1,128 @@
+"""``dcvae fit`` and ``dcvae score``: train a detector on normal data, score new data with it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from dcvae.cli.main import main
+from dcvae.cli.options import (
+    build_detector,
+    condition_labels,
+    data_options,
+    detector_settings,
+    load_user_data,
+    model_options,
+    note,
+    one_source,
+)
+from dcvae.data import load_dataset
+from dcvae.detector import AnomalyDetector
+from dcvae.evaluation.protocols import PROTOCOLS, make_protocol
+from dcvae.io.atomic import atomic_write_text
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+@main.command()
+@data_options
+@click.option("--protocol", type=click.Choice(sorted(PROTOCOLS)), default=None,
+              help="With --dataset: train on the normal data of this protocol.")
+@click.option("--class", "target_class", type=int, default=None,
+              help="With --protocol: the held-out (leave-one-out) or normal (one-class) class.")
+@click.option("--train-size", type=click.IntRange(min=2), default=None,
+              help="Stratified subsample of the normal training data.")
+@model_options
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Write a resumable checkpoint to OUT/checkpoint.safetensors every N epochs.")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/checkpoint.safetensors (same data and options).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Directory to save the model in.")
+def fit(**kw: Any) -> None:
+    """Train a detector on normal data and save it as a model directory."""
+    source = one_source(kw)
+    model, out, seed, quiet = kw.pop("model"), kw.pop("out"), kw.pop("seed"), kw.pop("quiet")
+    every, resume = kw.pop("checkpoint_every"), kw.pop("resume")
+    checkpoint = out / CHECKPOINT_FILE
+    ours = (out / "config.json").exists() or checkpoint.exists()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not ours)):
+        raise click.UsageError(f"--out {out} exists, is not empty and holds no dcvae model; "
+                               "refusing to write into it")
+    if resume and not checkpoint.exists():
+        raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
+    if source == "dataset" and (kw["protocol"] is None or kw["target_class"] is None):
+        raise click.UsageError("--dataset needs --protocol and --class to say what is normal")
+    # options are checked here, before any data is read or any directory is made
+    detector = build_detector(model, detector_settings(kw), seed=seed, quiet=quiet)
+    use_checkpoint = every is not None or resume
+    if use_checkpoint:
+        out.mkdir(parents=True, exist_ok=True)
+    if source == "dataset":
+        data = load_dataset(kw["dataset"], kw["data_dir"])
+        for message in data.notes:
+            note(message)
+        split = make_protocol(kw["protocol"], data, kw["target_class"], seed=seed,
+                              train_size=kw["train_size"])
+        x = split.train.x
+        fit_args: dict[str, Any] = {"c": split.train.y, "condition_names": split.condition_names,
+                                    "validation": (split.validation.x, split.validation.y)}
+    else:
+        user, names, _ = load_user_data(kw)
+        x = user.x
+        fit_args = {"c": condition_labels(user, names)}
+    start = time.perf_counter()
+    detector.fit(x, **fit_args, checkpoint=checkpoint if use_checkpoint else None,
+                 checkpoint_every=every or 1, resume=resume)
+    seconds = time.perf_counter() - start
+    detector.save(out)
+    click.echo(f"trained {model} on {len(x)} samples for {len(detector.history_.epochs)} epochs "
+               f"in {seconds:.1f} s; threshold {detector.threshold_:.4g}; saved to {out}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@data_options
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True,
+              help="With --dataset: which split to score.")
+@click.option("--given", is_flag=True,
+              help="Score conditional models with the data's own conditions (given mode) "
+                   "instead of the minimum over all training conditions (marginal mode).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV file to write: index, file (for images), label, score, anomaly.")
+def score(model_dir: Path, split: str, given: bool, out: Path, **kw: Any) -> None:
+    """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
+    source = one_source(kw)
+    detector = AnomalyDetector.load(model_dir)
+    if source == "dataset":
+        data = load_dataset(kw["dataset"], kw["data_dir"])
+        for message in data.notes:
+            note(message)
+        part = data.train if split == "train" else data.test
+        x, labels, names = part.x, part.y, data.class_names
+        ids = [""] * len(part)
+    else:
+        user, names, ids = load_user_data(kw)
+        x, labels = user.x, user.y
+    conditions = None
+    if given:
+        if not names or (labels < 0).any():
+            raise click.UsageError("--given needs data with a condition for every sample")
+        conditions = np.array([names[i] for i in labels])
+    scores = detector.decision_function(x, conditions)
+    mode = "given" if given else "marginal"
+    flags = (scores > detector.thresholds_[mode]).astype(int)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["index", "file", "label", "score", "anomaly"])
+    for i, (label, s, flag) in enumerate(zip(labels, scores, flags, strict=True)):
+        writer.writerow([i, ids[i], names[label] if label >= 0 and names else "", repr(float(s)), flag])
+    atomic_write_text(out, buffer.getvalue())
+    click.echo(f"scored {len(scores)} samples ({mode} mode); {int(flags.sum())} flagged as "
+               f"anomalies at threshold {detector.thresholds_[mode]:.4g}; wrote {out}")

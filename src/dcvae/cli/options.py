@@ -1,0 +1,190 @@
+"""The options commands share, derived from the config dataclasses (their defaults are written
+there, once), and the reading of the data they name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from dcvae.data import DATASETS, LabelledArray, load_array_file, load_image_folder
+from dcvae.detector import AnomalyDetector, default_settings
+from dcvae.models import LIKELIHOODS, MODELS
+from dcvae.nn import BACKBONES
+from dcvae.scoring import parse_score
+from dcvae.training import PRECISIONS
+
+DEFAULTS = default_settings()
+#: The options of ``_model_options`` that are detector settings (everything but --param, --quiet).
+SETTING_OPTIONS = ("backbone", "latent_dim", "beta", "gamma", "epochs", "batch_size", "lr",
+                   "secondary_lr", "patience", "score", "contamination", "device", "precision",
+                   "likelihood")
+
+
+def note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
+    """--param KEY=VALUE, VALUE read as JSON when it parses (numbers, lists), else as text."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _check_score(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return parse_score(value).name
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def score_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--score", default=DEFAULTS["score"], show_default=True, callback=_check_score,
+                        help="Anomaly score: recon, elbo, kl, prior, ic-elbo; 'typical-' before one "
+                             "(e.g. typical-elbo); several joined by '+' (e.g. recon+kl). See "
+                             "`dcvae list`.")(f)
+
+
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--model", "model", type=click.Choice(sorted(MODELS)), default="dcvae",
+                     show_default=True, help="Which model to train."),
+        click.option("--backbone", type=click.Choice(sorted(BACKBONES)), default=DEFAULTS["backbone"],
+                     show_default=True),
+        click.option("--latent-dim", type=click.IntRange(min=1), default=DEFAULTS["latent_dim"],
+                     show_default=True),
+        click.option("--beta", type=float, default=None, help="KL weight (beta-vae, dcvae)."),
+        click.option("--gamma", type=float, default=None,
+                     help="Total-correlation weight (factorvae, rfvae, dcvae's TC(z|c))."),
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                     help="Any other model hyper-parameter, e.g. --param lambda_max=10 or "
+                          "--param tc_weight=6 (beta-tcvae)."),
+        click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS["epochs"],
+                     show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"],
+                     show_default=True),
+        click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True,
+                     help="Primary learning rate."),
+        click.option("--secondary-lr", type=float, default=DEFAULTS["secondary_lr"], show_default=True,
+                     help="Discriminator learning rate (factorvae, rfvae)."),
+        click.option("--patience", type=click.IntRange(min=0), default=DEFAULTS["patience"],
+                     show_default=True, help="Early-stopping patience in epochs (0 = off)."),
+        click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True),
+        score_option,
+        click.option("--contamination", type=click.FloatRange(0.0, 0.5),
+                     default=DEFAULTS["contamination"], show_default=True,
+                     help="Expected anomaly fraction; sets the threshold."),
+        click.option("--likelihood", type=click.Choice(["auto", *sorted(LIKELIHOODS)]),
+                     default=DEFAULTS["likelihood"], show_default=True,
+                     help="p(x|z,c): auto = Bernoulli for data in [0, 1], else Gaussian on "
+                          "standardised features."),
+        click.option("--device", default=DEFAULTS["device"], show_default=True),
+        click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default=DEFAULTS["precision"],
+                     show_default=True, help="bf16: matrix products in bfloat16 (autocast)."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def detector_settings(kw: dict[str, Any], *, only_given: bool = False) -> dict[str, Any]:
+    """The flat settings of ``model_options`` (popped from ``kw``), as a grid file writes them;
+    ``only_given``: just those the user set (the identity of an ``evaluate`` run)."""
+    ctx = click.get_current_context()
+    settings: dict[str, Any] = {}
+    for name in SETTING_OPTIONS:
+        value = kw.pop(name)
+        given = ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        if value is not None and (given or not only_given):
+            settings[name] = value
+    return {**settings, **parse_params(kw.pop("params"))}
+
+
+def build_detector(model: str, settings: dict[str, Any], *, seed: int, quiet: bool) -> AnomalyDetector:
+    """The detector of these settings, checked now: before any data is read or file written."""
+    detector = AnomalyDetector.from_settings(model, settings, seed=seed, progress=not quiet)
+    detector.check_settings()
+    return detector
+
+
+def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None,
+                     help="A named dataset."),
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Where dataset files are looked for first (then $DCVAE_DATA, the user "
+                          "cache, /usr/share/datasets)."),
+        click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     default=None, help="A folder of images, one subfolder per condition."),
+        click.option("--array", "array_file",
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="A .npy, .npz or .csv file of samples."),
+        click.option("--condition-column", default=None,
+                     help="CSV column (name or index) holding the condition."),
+        click.option("--size", default=None, metavar="HxW", help="Resize images to H×W."),
+        click.option("--no-conditions", is_flag=True,
+                     help="Ignore subfolder/column conditions (treat all data as one condition)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def parse_size(size: str | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        h, w = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HxW such as 28x28, got {size!r}",
+                                 param_hint="--size") from None
+    if h < 1 or w < 1:
+        raise click.BadParameter(f"sizes must be positive, got {size!r}", param_hint="--size")
+    return h, w
+
+
+def load_user_data(kw: dict[str, Any]) -> tuple[LabelledArray, tuple[str, ...], list[str]]:
+    """The samples named by --images or --array: (data, condition names, file of each sample)."""
+    from dcvae.data import list_image_files
+
+    images, array_file = kw.pop("images"), kw.pop("array_file")
+    column, size = kw.pop("condition_column"), parse_size(kw.pop("size"))
+    if images is not None:
+        data, names = load_image_folder(images, size=size)
+        ids = [f.relative_to(images).as_posix() for f in list_image_files(images)]
+    else:
+        col: str | int | None = column
+        if column is not None and column.isdigit():
+            col = int(column)
+        data, names = load_array_file(array_file, condition_column=col)
+        ids = [""] * len(data)
+    if kw.pop("no_conditions") or not names:
+        data, names = LabelledArray(data.x, np.full(len(data), -1, dtype=np.int64)), ()
+    return data, names, ids
+
+
+def condition_labels(data: LabelledArray, names: tuple[str, ...]) -> np.ndarray | None:
+    """Each sample's condition *name*, as the API takes it (the detector encodes it), or None."""
+    if not names:
+        return None
+    return np.asarray(names, dtype=object)[data.y]
+
+
+def one_source(kw: dict[str, Any]) -> str:
+    given = [k for k in ("dataset", "images", "array_file") if kw.get(k) is not None]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --dataset, --images or --array")
+    return given[0]

@@ -1,0 +1,236 @@
+"""One trainer for every model: it sums nothing, knows no equation, and only steps, logs and stops.
+
+A model returns its loss and named terms (``ModelOutput``); models with a discriminator expose a
+secondary step (``secondary_loss``) that the trainer runs with its own optimiser after the
+primary step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+import warnings
+from collections import defaultdict
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from dcvae.models.base import VAE
+from dcvae.training.checkpoint import (
+    CheckpointError,
+    TrainingState,
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from dcvae.training.config import TrainConfig
+from dcvae.training.data import TensorData
+from dcvae.training.history import History
+from dcvae.training.precision import autocast, bf16_is_slow_here
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; names the epoch and step where it happened."""
+
+    def __init__(self, epoch: int, step: int | str, terms: dict[str, float]) -> None:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
+        super().__init__(
+            f"training diverged at epoch {epoch}, "
+            + (f"step {step}" if isinstance(step, int) else "in validation")
+            + f": a loss term is not finite ({shown}). "
+            "Lower the learning rate, check the inputs for extreme values, or use a smaller beta/gamma."
+        )
+        self.epoch, self.step, self.terms = epoch, step, terms
+
+
+
+def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one op for all parameters; same update rule, less overhead)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+class Trainer:
+    """Adam on the primary parameters, a second Adam on the model's secondary parameters."""
+
+    def __init__(self, model: VAE, config: TrainConfig | None = None, *, progress: bool = True):
+        self.model = model
+        self.config = config or TrainConfig()
+        self.progress = progress
+        self.device = torch.device(self.config.device)
+        model.to(self.device)
+        secondary = model.secondary_parameters()
+        secondary_ids = {id(p) for p in secondary}
+        primary = [p for p in model.parameters() if id(p) not in secondary_ids]
+        self.optimizer = _adam(primary, self.config.lr)
+        self.secondary_optimizer = _adam(secondary, self.config.secondary_lr) if secondary else None
+        if self.config.precision == "bf16" and bf16_is_slow_here(self.device):
+            warnings.warn("precision='bf16' on a CPU without native bfloat16 support "
+                          "(no AVX512-BF16/AMX) is much slower than fp32 here", stacklevel=2)
+
+    def fit(self, train: TensorData, validation: TensorData | None = None, *,
+            checkpoint: str | os.PathLike[str] | None = None, checkpoint_every: int = 1,
+            resume: bool = False) -> History:
+        """Train for ``epochs`` (or until early stopping) and return the history.
+
+        Deterministic: the same seed, data and config give the same weights on CPU.
+        ``checkpoint``: a file written atomically every ``checkpoint_every`` epochs (and at the
+        end); ``resume=True`` continues from it and ends with bit-identical weights to an
+        uninterrupted run. A checkpoint of another model, config or data is refused.
+        """
+        if len(train) == 0:
+            raise ValueError("the training set is empty")
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1 epoch, got {checkpoint_every}")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs the checkpoint path to resume from")
+        cfg = self.config
+        has_validation = validation is not None and len(validation) > 0
+        run = self._describe_run(train, validation) if checkpoint is not None else {}
+        shuffler = torch.Generator().manual_seed(cfg.seed)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        with torch.random.fork_rng(devices=[]), tqdm(
+            total=cfg.epochs * steps_per_epoch, disable=not self.progress, unit="step",
+            dynamic_ncols=True, leave=False,
+        ) as bar:
+            torch.manual_seed(cfg.seed)
+            state = self._fresh_state(run)
+            if resume:
+                state = self._restore(checkpoint, run, shuffler)  # type: ignore[arg-type]
+                bar.update(state.epoch * steps_per_epoch)
+            while state.epoch < cfg.epochs and not state.history.stopped_early:
+                epoch = state.epoch + 1
+                start = time.perf_counter()
+                order = torch.randperm(len(train), generator=shuffler)
+                train_terms = self._train_epoch(train, order, epoch, bar)
+                record: dict[str, Any] = {"epoch": epoch, "train": train_terms}
+                if has_validation:
+                    record["validation"] = self.evaluate(validation)  # type: ignore[arg-type]
+                    if not all(math.isfinite(v) for v in record["validation"].values()):
+                        raise TrainingDivergedError(epoch, "validation", record["validation"])
+                record["seconds"] = time.perf_counter() - start
+                state.history.epochs.append(record)
+                state.epoch = epoch
+                monitored = record.get("validation", train_terms)["loss"]
+                if monitored < state.best_loss:
+                    state.best_loss, state.waited, state.history.best_epoch = monitored, 0, epoch
+                    if has_validation:
+                        state.best_model = copy.deepcopy(self.model.state_dict())
+                else:
+                    state.waited += 1
+                    if cfg.patience and has_validation and state.waited >= cfg.patience:
+                        state.history.stopped_early = True
+                finished = epoch == cfg.epochs or state.history.stopped_early
+                if checkpoint is not None and (epoch % checkpoint_every == 0 or finished):
+                    self._save(checkpoint, state, shuffler)
+        if state.best_model is not None:
+            self.model.load_state_dict(state.best_model)
+        self.model.eval()
+        return state.history
+
+    # ------------------------------------------------------------------------ checkpoints
+    def _describe_run(self, train: TensorData, validation: TensorData | None) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: model, configs and data."""
+        model = self.model
+        return {
+            "model": model.name, "config": model.config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "data": fingerprint(train.x, train.c,
+                                None if validation is None else validation.x,
+                                None if validation is None else validation.c),
+        }
+
+    def _fresh_state(self, run: dict[str, Any]) -> TrainingState:
+        return TrainingState(epoch=0, history=History(), best_loss=math.inf, waited=0,
+                             model={}, best_model=None, optimizers={}, rng={}, run=run)
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        out: dict[str, torch.optim.Optimizer] = {"primary": self.optimizer}
+        if self.secondary_optimizer is not None:
+            out["secondary"] = self.secondary_optimizer
+        return out
+
+    def _save(self, path: str | os.PathLike[str], state: TrainingState,
+              shuffler: torch.Generator) -> None:
+        state.model = self.model.state_dict()
+        state.optimizers = {k: opt.state_dict() for k, opt in self._optimizers().items()}
+        state.rng = {"torch": torch.get_rng_state(), "shuffler": shuffler.get_state()}
+        save_checkpoint(path, state)
+
+    def _restore(self, path: str | os.PathLike[str], run: dict[str, Any],
+                 shuffler: torch.Generator) -> TrainingState:
+        state = load_checkpoint(path)
+        for key in ("model", "config", "train_config", "data"):
+            if state.run.get(key) != run[key]:
+                what = "training data" if key == "data" else key
+                raise CheckpointError(
+                    f"{path} was written for a different run: its {what} differs from this one's; "
+                    "resume with the same model, settings and data, or start afresh"
+                )
+        try:
+            self.model.load_state_dict(state.model)
+            current = self.model.state_dict()  # the best weights are loaded only after the last epoch
+            if state.best_model is not None and (state.best_model.keys() != current.keys() or any(
+                    value.shape != current[key].shape for key, value in state.best_model.items())):
+                raise ValueError("its best weights do not match the model's tensors")
+            for name, optimizer in self._optimizers().items():
+                optimizer.load_state_dict(state.optimizers[name])
+            torch.set_rng_state(state.rng["torch"])
+            shuffler.set_state(state.rng["shuffler"])
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as err:
+            # the last three: torch reading a malformed optimiser state (e.g. param_groups null)
+            raise CheckpointError(f"{path} does not fit this model: {err!r}") from None
+        return state
+
+    def _train_epoch(self, data: TensorData, order: torch.Tensor, epoch: int,
+                     bar: tqdm) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        for step, (x, c) in enumerate(data.batches(self.config.batch_size, order), start=1):
+            x = self.model.prepare(x)
+            c = None if c is None else c.to(self.device)
+            with autocast(self.device, self.config.precision):
+                output = self.model(x, c)
+            self.optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            terms = {k: float(v.detach()) for k, v in output.terms.items()}
+            if not math.isfinite(terms["loss"]):
+                raise TrainingDivergedError(epoch, step, terms)
+            self.optimizer.step()
+            if self.secondary_optimizer is not None:
+                secondary = self.model.secondary_loss(output)
+                if secondary is not None:
+                    loss2, terms2 = secondary
+                    self.secondary_optimizer.zero_grad(set_to_none=True)
+                    loss2.backward()
+                    self.secondary_optimizer.step()
+                    terms.update({k: float(v.detach()) for k, v in terms2.items()})
+                    if not math.isfinite(terms[next(iter(terms2))]):
+                        raise TrainingDivergedError(epoch, step, terms)
+            n = x.shape[0]
+            for k, v in terms.items():
+                sums[k] += v * n
+            count += n
+            bar.update(1)
+            bar.set_description(f"epoch {epoch}/{self.config.epochs}")
+            bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()}, refresh=False)
+        return {k: v / count for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self, data: TensorData) -> dict[str, float]:
+        """Mean loss terms on ``data`` in eval mode, with fixed noise so epochs compare fairly."""
+        self.model.eval()
+        sums: dict[str, float] = defaultdict(float)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            for x, c in data.batches(max(self.config.batch_size, 512)):
+                with autocast(self.device, self.config.precision):
+                    output = self.model(self.model.prepare(x),
+                                        None if c is None else c.to(self.device))
+                for k, v in output.terms.items():
+                    sums[k] += float(v) * x.shape[0]
+        self.model.train()
+        return {k: v / len(data) for k, v in sums.items()}

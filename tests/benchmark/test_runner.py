@@ -1,0 +1,389 @@
+"""The benchmark runner: grid files, the results store, executors, resumption, bad input."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import roc_auc_score
+
+from dcvae.benchmark import ResultStore, parse_config, run_benchmark
+from dcvae.benchmark.grid import load_config
+from dcvae.cli import main
+from dcvae.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = """
+name = "tiny"
+scores = ["recon", "elbo", "kl", "typical-elbo"]
+save_models = "first-seed"
+save_scores = true
+[defaults]
+epochs = 1
+latent_dim = 2
+patience = 0
+[models.dcvae]
+beta = 3.0
+[[grid]]
+datasets = ["digits"]
+classes = [0, 1]
+seeds = [0, 1]
+models = ["vae", "dcvae", "factorvae"]
+"""
+
+
+def ten(_: str) -> int:
+    return 10
+
+
+def _grid(**top) -> dict:
+    raw = {"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [0]}]}
+    raw.update(top)
+    return raw
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ grid
+def test_grid_expands_every_combination_with_settings_in_order():
+    raw = {
+        "scores": ["elbo", "recon"],
+        "defaults": {"epochs": 3, "lr": 1e-3},
+        "models": {"dcvae": {"beta": 3.0, "lr": 1e-2}},
+        "grid": [{"datasets": ["digits"], "models": ["vae", "dcvae"], "seeds": [0, 1],
+                  "classes": "all", "settings": {"epochs": 2}}],
+    }
+    config = parse_config(raw, class_count=ten)
+    assert len(config.runs) == 2 * 2 * 10
+    dcvae = [r for r in config.runs if r.model == "dcvae"][0]
+    vae = [r for r in config.runs if r.model == "vae"][0]
+    assert dcvae.settings == {"epochs": 2, "lr": 1e-2, "beta": 3.0}  # block > model > defaults
+    assert vae.settings == {"epochs": 2, "lr": 1e-3}
+    assert dcvae.scores == ("elbo", "recon")
+    assert sorted({r.target_class for r in config.runs}) == list(range(10))
+    assert len({r.key for r in config.runs}) == len(config.runs)
+
+
+def test_the_same_run_in_two_blocks_runs_once_and_keys_are_stable():
+    block = {"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [3]}
+    once = parse_config({"grid": [block]}, class_count=ten)
+    twice = parse_config({"grid": [block, dict(block)]}, class_count=ten)
+    assert [r.key for r in twice.runs] == [r.key for r in once.runs]
+    other_seed = parse_config({"grid": [{**block, "seeds": [1]}]}, class_count=ten)
+    assert other_seed.runs[0].key != once.runs[0].key
+
+
+def test_first_seed_saves_models_of_the_first_seed_only():
+    config = parse_config(_grid(save_models="first-seed", grid=[
+        {"datasets": ["digits"], "models": ["vae"], "seeds": [5, 2], "classes": [0]}]), class_count=ten)
+    assert {r.seed: r.save_model for r in config.runs} == {5: True, 2: False}
+
+
+@pytest.mark.parametrize(("raw", "named"), [
+    (_grid(colour="red"), "colour"),
+    (_grid(scores=["bogus"]), "bogus"),
+    (_grid(save_models="some"), "save_models"),
+    ({"grid": [{"datasets": ["digits"], "models": ["vqvae"], "seeds": [0]}]}, "vqvae"),
+    ({"grid": [{"datasets": ["cifar"], "models": ["vae"], "seeds": [0]}]}, "cifar"),
+    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "protocol": "lopo"}]}, "lopo"),
+    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [10]}]}, "[10]"),
+    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": []}]}, "seeds"),
+    ({"grid": [{"datasets": ["digits"], "models": ["vae"]}]}, "seeds"),
+    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "extra": 1}]}, "extra"),
+    ({"grid": []}, "[[grid]]"),
+    (_grid(defaults={"beta": 2.0}), "beta"),  # the VAE has no beta
+    (_grid(defaults={"epochs": 0}), "epochs"),
+    (_grid(defaults={"lr": "fast"}), "lr"),
+    (_grid(defaults={"score": "elbo"}), "scores"),
+    (_grid(defaults={"train_size": 1}), "train_size"),
+    (_grid(models={"dcvae": {"betta": 3.0}}), "betta"),
+])
+def test_bad_configs_are_refused_naming_the_problem(raw, named):
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, class_count=ten)
+    assert named in str(err.value)
+
+
+def test_config_file_errors(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", class_count=ten)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [unclosed")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, class_count=ten)
+
+
+# ------------------------------------------------------------------------------------------ store
+def _append_many(directory: str, worker: int, n: int) -> None:
+    store = ResultStore(directory)
+    for i in range(n):
+        store.append({"key": f"{worker}-{i}", "payload": "x" * 2000})
+
+
+def test_two_processes_appending_to_one_store_lose_nothing(tmp_path: Path):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), w, 150)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    records = ResultStore(tmp_path).records()
+    assert sorted(r["key"] for r in records) == sorted(f"{w}-{i}" for w in range(2) for i in range(150))
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 300  # no interleaved or merged lines
+
+
+def test_a_torn_last_line_is_ignored_and_sealed(tmp_path: Path):
+    store = ResultStore(tmp_path)
+    store.append({"key": "a", "auc": 0.5})
+    with open(store.path, "ab") as fh:
+        fh.write(b'{"key": "b", "auc": 0.')  # a writer died mid-line
+    assert [r["key"] for r in store.records()] == ["a"]
+    store.append({"key": "c", "auc": 0.7})
+    assert [r["key"] for r in store.records()] == ["a", "c"]
+    assert store.done_keys() == {"a", "c"}
+
+
+def test_the_first_record_of_a_key_counts(tmp_path: Path):
+    store = ResultStore(tmp_path)
+    store.append({"key": "a", "auc": 0.5})
+    store.append({"key": "a", "auc": 0.9})
+    assert store.records() == [{"key": "a", "auc": 0.5}]
+    with pytest.raises(ValueError, match="key"):
+        store.append({"auc": 1.0})
+
+
+# ------------------------------------------------------------------------------------------ runs
+def _by_key(directory: Path) -> dict[str, dict]:
+    return {r["key"]: r for r in ResultStore(directory).records()}
+
+
+def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    counts = run_benchmark(tiny, out, progress=False)
+    assert counts == {"total": 12, "skipped": 0, "reused": 0, "ran": 12}
+    records = _by_key(out)
+    assert len(records) == 12
+    for r in records.values():
+        assert r["status"] == "ok"
+        assert set(r["metrics"]) == {"recon", "elbo", "kl", "typical-elbo"}
+        assert r["auc"] == r["metrics"]["recon"]["auc"]
+        assert 0.0 <= r["auc"] <= 1.0 and 0.0 <= r["metrics"]["recon"]["validation_auc"] <= 1.0
+        assert len(r["metrics"]["recon"]["roc_tpr"]) == 51
+        assert r["epochs_run"] == 1 and r["train_seconds"] > 0
+        assert r["condition_mode"] == ("marginal" if r["model"] == "dcvae" else "unconditional")
+        assert r["n_anomalies"] > 0 and r["n_train"] > 0 and r["hardware"]["cpu_cores"] >= 1
+        assert (r["model_dir"] is not None) == (r["seed"] == 0)
+        if r["model_dir"]:
+            assert (out / r["model_dir"] / "model.safetensors").is_file()
+        with np.load(out / r["scores_file"], allow_pickle=False) as raw:  # recomputes the metrics
+            labels = raw["test_labels"]
+            assert labels.sum() == r["n_anomalies"] and len(labels) == r["n_test"]
+            for score in ("recon", "elbo", "kl"):
+                assert roc_auc_score(labels, raw[f"test_{score}"]) == pytest.approx(
+                    r["metrics"][score]["auc"], abs=1e-6)
+            # typicality: fitted on the normal validation carve's scores, nothing else
+            val = raw["validation_elbo"].astype(np.float64)
+            typical = np.abs(raw["test_elbo"] - val.mean()) / val.std()
+            assert roc_auc_score(labels, typical) == pytest.approx(
+                r["metrics"]["typical-elbo"]["auc"], abs=1e-5)
+    assert (out / "config.toml").read_text() == tiny.read_text()
+    again = run_benchmark(tiny, out, progress=False)
+    assert again == {"total": 12, "skipped": 12, "reused": 0, "ran": 0}
+    assert len((out / "results.jsonl").read_text().splitlines()) == 12
+
+
+def test_executors_agree(tiny: Path, tmp_path: Path):
+    """The same grid in this process, in a process pool and on Ray gives the same records.
+
+    Ray is a test dependency: CI runs this, never skips it."""
+    small = tmp_path / "small.toml"
+    small.write_text(tiny.read_text().replace('models = ["vae", "dcvae", "factorvae"]',
+                                              'models = ["vae", "dcvae"]')
+                     .replace("classes = [0, 1]", "classes = [1]"))
+    here, pool, ray_out = tmp_path / "here", tmp_path / "pool", tmp_path / "ray"
+    run_benchmark(small, here, progress=False, threads=1)
+    run_benchmark(small, pool, progress=False, workers=2, threads=1)
+    run_benchmark(small, ray_out, progress=False, executor="ray", workers=2, threads=1)
+    a, b, c = _by_key(here), _by_key(pool), _by_key(ray_out)
+    assert set(a) == set(b) == set(c) and len(a) == 4
+    for key in a:
+        for score in ("recon", "elbo", "kl"):
+            assert a[key]["metrics"][score]["auc"] == b[key]["metrics"][score]["auc"]
+            assert a[key]["metrics"][score]["auc"] == c[key]["metrics"][score]["auc"]
+
+
+def test_a_killed_benchmark_leaves_whole_records_and_resumes(tmp_path: Path):
+    """SIGKILL mid-grid: every line is a whole record; the rerun does only what is missing."""
+    config = tmp_path / "slow.toml"
+    config.write_text(TINY.replace("epochs = 1", "epochs = 12")
+                      .replace('models = ["vae", "dcvae", "factorvae"]', 'models = ["dcvae"]')
+                      .replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dcvae.cli", "benchmark", str(config), "--out",
+                             str(out), "--quiet", "--threads", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / "results.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = _by_key(out)
+    assert 2 <= len(done_before) < 6, "the kill should land mid-grid"
+    assert all(line.endswith("}") for line in results.read_text().splitlines())
+    counts = run_benchmark(config, out, progress=False, threads=1)
+    assert counts["skipped"] == len(done_before) and counts["ran"] == 6 - len(done_before)
+    after = _by_key(out)
+    assert len(after) == 6
+    clean = tmp_path / "clean"
+    run_benchmark(config, clean, progress=False, threads=1)
+    assert {k: r["auc"] for k, r in after.items()} == {k: r["auc"] for k, r in _by_key(clean).items()}
+
+
+def test_two_benchmark_processes_on_one_store_finish_the_grid(tiny: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dcvae.cli", "benchmark", str(tiny), "--out", str(out), "--quiet",
+           "--threads", "1"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    records = _by_key(out)
+    assert len(records) == 12
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["key"] for r in lines} == set(records)
+
+
+def test_a_diverging_run_is_recorded_as_such(tmp_path: Path):
+    config = tmp_path / "hot.toml"
+    config.write_text('[defaults]\nepochs = 2\nlr = 1e30\npatience = 0\n[[grid]]\ndatasets = ["digits"]\n'
+                      'models = ["vae"]\nseeds = [0]\nclasses = [0]\n')
+    run_benchmark(config, tmp_path / "out", progress=False)
+    (record,) = ResultStore(tmp_path / "out").records()
+    assert record["status"] == "diverged" and "diverged" in record["error"]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_cli_bad_config_fails_before_training(tmp_path: Path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[[grid]]\ndatasets = ["digits"]\nmodels = ["vae", "nonsense"]\nseeds = [0]\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["benchmark", str(config), "--out", str(out)])
+    assert result.exit_code != 0
+    assert "Error:" in result.output and "nonsense" in result.output
+    assert not (out / "results.jsonl").exists()
+
+
+def test_cli_unwritable_output_fails_before_training(tiny: Path, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(main, ["benchmark", str(tiny), "--out", str(blocker / "out")])
+    assert result.exit_code != 0 and "not writable" in result.output
+
+
+def test_cli_missing_dataset_fails_before_training(tmp_path: Path, monkeypatch):
+    import dcvae.data.download as download
+    import dcvae.data.search as search
+
+    def offline(*args, **kwargs):
+        raise OSError("offline")
+
+    empty = tmp_path / "empty"
+    monkeypatch.setattr(download, "open_url", offline)
+    monkeypatch.setattr(search, "cache_dir", lambda: empty / "cache")
+    monkeypatch.setattr(search, "SYSTEM_DATA_DIR", empty / "system")
+    monkeypatch.setenv("DCVAE_DATA", str(empty))
+    config = tmp_path / "c.toml"
+    config.write_text('[[grid]]\ndatasets = ["emnist-letters"]\nmodels = ["vae"]\nseeds = [0]\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["benchmark", str(config), "--out", str(out)])
+    assert result.exit_code != 0 and "Error:" in result.output
+    assert "emnist" in result.output.lower()
+    assert not (out / "results.jsonl").exists()
+
+
+def test_cli_runs_and_reports_counts(tiny: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["benchmark", str(tiny), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "12 runs in the grid: 0 already done, 0 reused, 12 run now" in result.output
+    result = CliRunner().invoke(main, ["benchmark", str(tiny), "--out", str(out), "--quiet"])
+    assert "12 already done, 0 reused, 0 run now" in result.output
+
+
+REUSE_SEARCH = """
+name = "search"
+scores = ["recon", "elbo"]
+save_scores = true
+save_models = "first-seed"
+[defaults]
+epochs = 1
+latent_dim = 2
+patience = 0
+[[grid]]
+datasets = ["digits"]
+classes = [0]
+seeds = [0]
+models = ["vae"]
+settings = { lr = 1e-3 }
+[[grid]]
+datasets = ["digits"]
+classes = [0]
+seeds = [0]
+models = ["vae"]
+settings = { lr = 3e-3 }
+"""
+
+
+def test_reuse_copies_the_same_runs_with_their_files_and_trains_the_rest(tmp_path: Path):
+    search, final = tmp_path / "search.toml", tmp_path / "final.toml"
+    search.write_text(REUSE_SEARCH)
+    # the winner's setting, now over two classes: class 0 is the very same run as the search's
+    final.write_text(REUSE_SEARCH.split("[[grid]]")[0].replace('"search"', '"final"')
+                     + '[models.vae]\nlr = 3e-3\n[[grid]]\ndatasets = ["digits"]\nclasses = [0, 1]\n'
+                       'seeds = [0]\nmodels = ["vae"]\n')
+    run_benchmark(search, tmp_path / "s", progress=False)
+    counts = run_benchmark(final, tmp_path / "f", progress=False, reuse=[tmp_path / "s"])
+    assert counts == {"total": 2, "skipped": 0, "reused": 1, "ran": 1}
+    source = {r["key"]: r for r in ResultStore(tmp_path / "s").records()}
+    records = {r["class"]: r for r in ResultStore(tmp_path / "f").records()}
+    copied, trained = records[0], records[1]
+    assert copied["key"] in source and source[copied["key"]]["settings"]["lr"] == 3e-3
+    assert copied["auc"] == source[copied["key"]]["auc"]
+    assert copied["reused_from"] == (tmp_path / "s").as_posix() and "reused_from" not in trained
+    # the files travel with the record, into this store
+    for record in (copied, trained):
+        assert np.load(tmp_path / "f" / record["scores_file"])["test_recon"].size == record["n_test"]
+        assert (tmp_path / "f" / record["model_dir"]).is_dir()
+    assert copied["model_dir"].startswith("models/")
+    # a second pass finds everything done
+    assert run_benchmark(final, tmp_path / "f", progress=False, reuse=[tmp_path / "s"])["skipped"] == 2
+
+
+def test_reuse_trains_again_when_the_source_lacks_a_file_this_grid_saves(tmp_path: Path):
+    search = tmp_path / "search.toml"
+    search.write_text(REUSE_SEARCH.replace("save_scores = true", "save_scores = false"))
+    run_benchmark(search, tmp_path / "s", progress=False)
+    with_scores = tmp_path / "final.toml"
+    with_scores.write_text(REUSE_SEARCH)
+    counts = run_benchmark(with_scores, tmp_path / "f", progress=False, reuse=[tmp_path / "s"])
+    assert counts["reused"] == 0 and counts["ran"] == 2
+    with pytest.raises(FileNotFoundError, match="results.jsonl"):
+        run_benchmark(with_scores, tmp_path / "g", progress=False, reuse=[tmp_path / "nowhere"])

@@ -1,0 +1,226 @@
+"""The dcvae command: evaluate, fit, score and list end to end; user errors are one line, no traceback."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import dcvae
+from dcvae.cli import main
+from dcvae.data import DATASETS, load_image_folder
+from dcvae.detector import AnomalyDetector
+from dcvae.evaluation.protocols import PROTOCOLS
+from dcvae.evaluation.run import RunSpec
+from dcvae.models import MODELS
+from dcvae.scoring import SCORES
+
+EVALUATE = ["evaluate", "--dataset", "digits", "--protocol", "leave-one-out", "--class", "1",
+            "--model", "dcvae", "--epochs", "2", "--batch-size", "64", "--latent-dim", "4",
+            "--seed", "0", "--train-size", "300", "--json", "--quiet"]
+QUICK_FIT = ["--epochs", "1", "--batch-size", "16", "--latent-dim", "2", "--quiet",
+             "--param", "hidden_dims=[32,16]"]
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _user_error(result, message, exit_code=1):
+    """The command failed the way a user should see it: one 'Error:' line, no traceback."""
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit)  # not an escaped exception
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert message in errors[0], errors[0]
+
+
+def _image_folder(root, size=(8, 8), per_class=15, seed=0):
+    """root/<class>/<i>.png, 8-bit grayscale; the two classes differ in brightness."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(("cats", "dogs")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 128, size=size) + 100 * k
+            Image.fromarray(pixels.astype(np.uint8), mode="L").save(root / name / f"{i:02d}.png")
+    return root
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory):
+    """A dCVAE fitted through the CLI on a folder of two conditions."""
+    root = tmp_path_factory.mktemp("cli")
+    images = _image_folder(root / "images")
+    _ok(_run("fit", "--images", images, "--model", "dcvae", "--out", root / "model", *QUICK_FIT))
+    return images, root / "model"
+
+
+def test_evaluate_prints_one_json_object_with_the_metrics():
+    result = _ok(_run(*EVALUATE))
+    record = json.loads(result.stdout)
+    assert {"key", "model", "dataset", "protocol", "class", "auc", "average_precision", "f1",
+            "train_seconds", "epochs_run", "seed", "settings", "scores", "metrics"} <= set(record)
+    assert (record["model"], record["dataset"], record["protocol"]) == ("dcvae", "digits", "leave-one-out")
+    assert (record["class"], record["seed"], record["epochs_run"]) == (1, 0, 2)
+    # the run's identity is what the user set, as a grid file would write it: the same key
+    assert record["settings"] == {"epochs": 2, "batch_size": 64, "latent_dim": 4, "train_size": 300}
+    assert record["scores"] == ["recon"]
+    spec = RunSpec("dcvae", "digits", "leave-one-out", 1, 0, record["settings"], ("recon",))
+    assert record["key"] == spec.key
+    assert 0.0 <= record["auc"] <= 1.0 and 0.0 <= record["average_precision"] <= 1.0
+    assert record["n_train"] + record["n_validation"] == 300
+    assert "note: digits" in result.stderr  # notes go to stderr, the JSON alone to stdout
+    again = json.loads(_ok(_run(*EVALUATE)).stdout)
+    assert again["auc"] == record["auc"]
+    assert again["average_precision"] == record["average_precision"]
+
+
+def test_fit_on_an_image_folder_then_score_it(image_model, tmp_path):
+    images, model = image_model
+    config = json.loads((model / "config.json").read_text())
+    assert config["model"] == "dcvae"
+    assert config["config"]["condition_names"] == ["cats", "dogs"]
+    assert config["config"]["input_shape"] == [1, 8, 8]
+    out = tmp_path / "scores.csv"
+    result = _ok(_run("score", model, "--images", images, "--out", out))
+    assert "marginal mode" in result.output
+    header, rows = _read_csv(out)
+    assert header == ["index", "file", "label", "score", "anomaly"]
+    assert len(rows) == 30
+    assert [r[1] for r in rows] == [f"{k}/{i:02d}.png" for k in ("cats", "dogs") for i in range(15)]
+    assert [r[2] for r in rows] == ["cats"] * 15 + ["dogs"] * 15
+    scores = np.array([float(r[3]) for r in rows])
+    # the CSV holds what the Python API computes from the same folder
+    data, _ = load_image_folder(images)
+    detector = AnomalyDetector.load(model)
+    assert np.array_equal(scores, detector.decision_function(data.x))
+    assert [int(r[4]) for r in rows] == list((scores > detector.thresholds_["marginal"]).astype(int))
+
+    given_out = tmp_path / "given.csv"
+    result = _ok(_run("score", model, "--images", images, "--out", given_out, "--given"))
+    assert "given mode" in result.output
+    _, given_rows = _read_csv(given_out)
+    given = np.array([float(r[3]) for r in given_rows])
+    assert np.all(scores <= given + 1e-9)  # marginal = minimum over conditions, given is one of them
+    assert not np.array_equal(scores, given)
+
+
+def test_fit_on_array_files(tmp_path):
+    rng = np.random.default_rng(0)
+    features = rng.normal(3.0, 2.0, size=(60, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", features)
+    _ok(_run("fit", "--array", tmp_path / "x.npy", "--model", "vae", "--out", tmp_path / "npy",
+             *QUICK_FIT))
+    config = json.loads((tmp_path / "npy" / "config.json").read_text())["config"]
+    assert config["input_shape"] == [4] and config["likelihood"] == "gaussian"
+    assert config["condition_names"] == []
+
+    lines = ["f0,f1,f2,cond"] + [f"{a:.4f},{b:.4f},{c:.4f},{'xy'[i % 2]}"
+                                  for i, (a, b, c) in enumerate(rng.random((40, 3)))]
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    _ok(_run("fit", "--array", tmp_path / "x.csv", "--condition-column", "cond", "--model", "cvae",
+             "--out", tmp_path / "csv", *QUICK_FIT))
+    config = json.loads((tmp_path / "csv" / "config.json").read_text())["config"]
+    assert config["input_shape"] == [3] and config["likelihood"] == "bernoulli"
+    assert config["condition_names"] == ["x", "y"]
+    out = tmp_path / "scores.csv"
+    _ok(_run("score", tmp_path / "csv", "--array", tmp_path / "x.csv", "--condition-column", "cond",
+             "--given", "--out", out))
+    _, rows = _read_csv(out)
+    assert [r[2] for r in rows] == ["x", "y"] * 20 and {r[1] for r in rows} == {""}
+
+
+def test_list_names_every_model_dataset_protocol_and_score():
+    words = {tuple(line.split()[:2]) for line in _ok(_run("list")).output.splitlines()}
+    for kind, names in (("model", MODELS), ("dataset", DATASETS), ("protocol", PROTOCOLS),
+                        ("score", SCORES)):
+        for name in names:
+            assert (kind, name) in words
+
+
+def test_unknown_dataset_is_a_usage_error():
+    _user_error(_run("evaluate", "--dataset", "mnits", "--class", "1"),
+                "Invalid value for '--dataset'", exit_code=2)
+
+
+def test_a_class_that_does_not_exist_is_named():
+    _user_error(_run("evaluate", "--dataset", "digits", "--class", "42", "--quiet"),
+                "class 42 does not exist in digits: classes are 0..9")
+
+
+def test_scoring_with_a_corrupt_model_directory(image_model, tmp_path):
+    images, model = image_model
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 100)
+    _user_error(_run("score", broken, "--images", images, "--out", tmp_path / "s.csv"),
+                "is not a valid safetensors file")
+    (broken / "config.json").write_text("{not json")
+    _user_error(_run("score", broken, "--images", images, "--out", tmp_path / "s.csv"),
+                "is not valid JSON")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _user_error(_run("score", empty, "--images", images, "--out", tmp_path / "s.csv"),
+                "is not a saved dcvae model: config.json not found")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_scoring_images_of_another_size(image_model, tmp_path):
+    _, model = image_model
+    small = _image_folder(tmp_path / "small", size=(6, 6))
+    _user_error(_run("score", model, "--images", small, "--out", tmp_path / "s.csv"),
+                "X has sample shape (1, 6, 6), but the model was trained on (1, 8, 8)")
+    # resizing them to the trained size is the user's way out
+    _ok(_run("score", model, "--images", small, "--size", "8x8", "--out", tmp_path / "s.csv"))
+
+
+def test_fit_refuses_to_write_into_a_foreign_directory(image_model, tmp_path):
+    images, _ = image_model
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("precious")
+    _user_error(_run("fit", "--images", images, "--out", out, *QUICK_FIT),
+                "holds no dcvae model; refusing to write into it", exit_code=2)
+    assert [p.name for p in out.iterdir()] == ["chapter1.tex"]
+    assert (out / "chapter1.tex").read_text() == "precious"
+
+
+def test_the_installed_command_runs_and_fails_cleanly():
+    script = shutil.which("dcvae", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "dcvae.cli"]
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0, version.stderr
+    assert dcvae.__version__ in version.stdout
+    failed = subprocess.run([*command, "evaluate", "--dataset", "digits", "--class", "42", "--quiet"],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1
+    assert "Error: class 42 does not exist in digits" in failed.stderr
+    assert "Traceback" not in failed.stderr + failed.stdout
+
+
+def test_demo_takes_a_score_and_refuses_an_unknown_one():
+    result = _run("demo", "--epochs", "1", "--score", "elbo")
+    assert result.exit_code == 0, result.output
+    assert "elbo score" in result.output
+    rows = [line.split() for line in result.output.splitlines() if line.strip().startswith("mean")]
+    assert len(rows) == 1 and all(0.0 <= float(v) <= 1.0 for v in rows[0][1:])
+    bad = _run("demo", "--epochs", "1", "--score", "mahalanobis")
+    assert bad.exit_code != 0 and "mahalanobis" in bad.output

@@ -1,0 +1,411 @@
+"""dcvae report: Table I from the records, a self-contained HTML file, the figures, graceful skips.
+
+A real (tiny) benchmark is run once per module on the bundled 8×8 digits: a 2-D latent grid with
+saved models (the manifold over the only two dimensions) and a 4-D one (UMAP, the two most relevant
+dimensions).
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dcvae.benchmark import ResultStore, load_config, run_benchmark
+from dcvae.cli import main
+from dcvae.data import DataFileError
+from dcvae.detector import AnomalyDetector
+from dcvae.report import (
+    PAPER_TABLE_I,
+    manifold_mosaics,
+    pick_figure_runs,
+    pick_reconstruction_runs,
+    relevant_dims,
+    row_labels,
+    write_report,
+)
+
+GRID_2D = """
+name = "tiny-2d"
+description = "Digits, 2-D latent, for the report tests."
+scores = ["recon", "elbo", "kl"]
+save_models = "first-seed"
+
+[defaults]
+epochs = 1
+batch_size = 64
+lr = 1e-3
+latent_dim = 2
+hidden_dims = [32, 16]
+patience = 0
+
+[[grid]]
+datasets = ["digits"]
+protocol = "leave-one-out"
+classes = [0, 1]
+seeds = [0, 1]
+models = ["vae", "cvae", "dcvae"]
+
+[[grid]]
+datasets = ["digits"]
+protocol = "one-class"
+classes = [3]
+seeds = [0]
+models = ["vae", "cvae"]
+"""
+
+GRID_4D = """
+name = "tiny-4d"
+scores = ["recon"]
+save_models = "first-seed"
+
+[defaults]
+epochs = 2
+batch_size = 64
+lr = 1e-3
+latent_dim = 4
+hidden_dims = [32, 16]
+patience = 0
+
+[[grid]]
+datasets = ["digits"]
+classes = [2]
+seeds = [0]
+models = ["dcvae"]
+"""
+BENCHMARK_COMMAND = "dcvae benchmark grid.toml --out results"
+
+
+def _benchmark(root: Path, grid: str) -> Path:
+    root.mkdir(parents=True)
+    config = root / "grid.toml"
+    config.write_text(grid)
+    out = root / "results"
+    run_benchmark(config, out, threads=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results_2d(tmp_path_factory):
+    out = _benchmark(tmp_path_factory.mktemp("report") / "2d", GRID_2D)
+    paths = write_report(out, command=BENCHMARK_COMMAND)
+    return out, paths
+
+
+@pytest.fixture(scope="module")
+def results_4d(tmp_path_factory):
+    out = _benchmark(tmp_path_factory.mktemp("report") / "4d", GRID_4D)
+    return out, write_report(out, max_figure_samples=300)
+
+
+def _table_after(markdown: str, heading: str) -> list[dict[str, str]]:
+    """The rows of the first Markdown table after a heading, as dicts keyed by the header."""
+    lines = markdown[markdown.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("| "):
+            break
+        table.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    header, rows = table[0], table[2:]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def _copy(results: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    return copy
+
+
+# ----------------------------------------------------------------------------- Table I and text
+
+def test_table_one_means_are_the_records_means_next_to_the_paper(results_2d):
+    out, paths = results_2d
+    markdown = paths["markdown"].read_text()
+    records = ResultStore(out).records()
+    rows = {row["Model"]: row for row in _table_after(markdown, "## Table I")}
+    for model, name in (("vae", "VAE"), ("cvae", "CVAE"), ("dcvae", "dCVAE")):
+        aucs = [r["auc"] for r in records if r["model"] == model and r["protocol"] == "leave-one-out"]
+        assert len(aucs) == 4  # 2 classes × 2 seeds
+        assert rows[name]["digits ours"] == f"{100 * np.mean(aucs):.2f} ± {100 * np.std(aucs):.2f}"
+        assert rows[name]["digits paper"] == "—"  # the paper has no digits
+        assert rows[name]["MNIST paper"] == f"{PAPER_TABLE_I[model]['mnist'].auc:.2f}"
+        assert rows[name]["MNIST ours"] == "—"
+    # the paper's other rows are shown even without runs; its dCVAE anchors and minutes appear
+    assert rows["RFVAE"]["EMNIST ByClass paper"] == "55.03"
+    assert rows["dCVAE"]["KMNIST paper"] == "61.02"
+    detail = _table_after(markdown, "| Dataset | Model | AUC ours")
+    assert {row["runs"] for row in detail} == {"2 of 10 cls × 2 seeds (partial)"}
+
+
+def test_records_of_runs_no_longer_in_the_grid_leave_the_tables(results_2d, tmp_path):
+    """After the config changes (here: seed 1 dropped), the store keeps the old records, but the
+    tables describe the grid as it is now and say what they left out."""
+    copy = _copy(results_2d[0], tmp_path)
+    config = copy / "config.toml"
+    config.write_text(config.read_text().replace("seeds = [0, 1]", "seeds = [0]"))
+    markdown = write_report(copy)["markdown"].read_text()
+    assert "4 records of the store belong to runs no longer in the grid" not in markdown
+    assert "6 records of the store belong to runs no longer in the grid" in markdown  # 3 models × 2 classes
+    rows = {row["Model"]: row for row in _table_after(markdown, "## Table I")}
+    records = ResultStore(copy).records()
+    aucs = [r["auc"] for r in records
+            if r["model"] == "vae" and r["protocol"] == "leave-one-out" and r["seed"] == 0]
+    assert rows["VAE"]["digits ours"] == f"{100 * np.mean(aucs):.2f} ± {100 * np.std(aucs):.2f}"
+
+
+def test_every_score_and_the_one_class_protocol_are_tabulated(results_2d):
+    out, paths = results_2d
+    markdown = paths["markdown"].read_text()
+    records = ResultStore(out).records()
+    rows = {row["Model"]: row for row in _table_after(markdown, "### Every score (leave-one-out)")}
+    elbo = [r["metrics"]["elbo"]["auc"] for r in records
+            if r["model"] == "dcvae" and r["protocol"] == "leave-one-out"]
+    assert rows["dCVAE"]["elbo"] == f"{100 * np.mean(elbo):.2f}"
+    assert set(rows["dCVAE"]) >= {"recon (headline)", "elbo", "kl"}
+    assert "CVAE ≡ VAE" in markdown
+    one_class = {row["Model"] for row in _table_after(markdown, "### Every score (one-class)")}
+    assert one_class == {"VAE", "CVAE"}
+
+
+def test_header_settings_and_honesty_come_from_the_records(results_2d):
+    _, paths = results_2d
+    markdown = paths["markdown"].read_text()
+    assert "# Benchmark report: tiny-2d" in markdown
+    assert "Digits, 2-D latent, for the report tests." in markdown
+    assert f"`{BENCHMARK_COMMAND}`" in markdown
+    assert re.search(r"commit `([0-9a-f]{4,}(\+local-changes)?|unknown)`", markdown)  # as records write it
+    assert "The grid has 14 runs; 14 have a record: all runs finished." in markdown
+    assert "No run diverged." in markdown
+    assert "`epochs=1`" in markdown and "`lr=0.001`" in markdown
+    assert "below the paper's minimum of 50" in markdown
+    assert "1,257 train / 540 test" in markdown  # the digits carve note, from the records
+    assert "No leave-one-out run is on a dataset of the paper's Table I" in markdown
+
+
+def test_per_class_table_has_one_row_per_held_out_class(results_2d):
+    out, paths = results_2d
+    markdown = paths["markdown"].read_text()
+    records = ResultStore(out).records()
+    rows = _table_after(markdown, "### digits, leave-one-out")
+    assert [row["Class"] for row in rows] == ["0", "1"]
+    aucs = [r["auc"] for r in records if r["model"] == "vae" and r["class"] == 1
+            and r["protocol"] == "leave-one-out"]
+    assert rows[1]["VAE"] == f"{100 * np.mean(aucs):.2f}"
+
+
+# ----------------------------------------------------------------------------- files
+
+def test_html_is_self_contained_with_every_figure_embedded(results_2d):
+    out, paths = results_2d
+    page = paths["html"].read_text()
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert page.count("<img ") == len(figures) == page.count('src="data:image/png;base64,')
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", page)
+    assert "<script" not in page and "<link" not in page
+    assert "<table>" in page and "61.02" in page
+
+
+def test_figures_are_small_pngs(results_2d):
+    out, _ = results_2d
+    names = {p.name for p in (out / "figures").glob("*.png")}
+    assert names == {"per-class-digits-leave-one-out.png", "per-class-digits-one-class.png",
+                     "roc-digits.png", "reconstruction-digits.png", "latent-digits.png",
+                     "manifold-digits-vae.png", "manifold-digits-cvae.png", "manifold-digits-dcvae.png"}
+    for name in names:
+        data = (out / "figures" / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(data) < 150_000
+
+
+def test_model_figures_name_their_runs_and_scores(results_2d):
+    _, paths = results_2d
+    markdown = paths["markdown"].read_text()
+    assert "no saved EMNIST ByClass or KMNIST leave-one-out model" in markdown  # the fallback said
+    assert "held-out class '0'" in markdown
+    assert "E = negative ELBO" in markdown
+    assert "(the only two dimensions)" in markdown
+    assert "One grid per condition: #0 '1', #1 '2', #2 '3' (the first 3 of 9)" in markdown
+    assert "2-D latent" in markdown
+
+
+def test_a_4d_latent_uses_umap_and_the_two_most_relevant_dimensions(results_4d):
+    out, paths = results_4d
+    markdown = paths["markdown"].read_text()
+    assert "the two of 4 dimensions with the largest mean KL to the prior on 300 test images" in markdown
+    assert "posterior means of 300 test images" in markdown
+    assert (out / "figures" / "latent-digits.png").is_file()
+    assert (out / "figures" / "manifold-digits-dcvae.png").is_file()
+
+
+def test_without_saved_models_the_model_figures_are_skipped_with_a_note(results_2d, tmp_path):
+    copy = _copy(results_2d[0], tmp_path)
+    shutil.rmtree(copy / "models")
+    paths = write_report(copy)
+    markdown = paths["markdown"].read_text()
+    assert markdown.count("none is under") == 3  # Figures 1–2, 3 and 4–5
+    names = {p.name for p in (copy / "figures").glob("*.png")}
+    assert names == {"per-class-digits-leave-one-out.png", "per-class-digits-one-class.png",
+                     "roc-digits.png"}  # the old model figures are gone, not left stale
+    assert paths["html"].read_text().count("<img ") == 3
+
+
+def test_diverged_runs_are_listed_and_left_out_of_the_means(results_2d, tmp_path):
+    copy = _copy(results_2d[0], tmp_path)
+    shutil.rmtree(copy / "models")  # not needed here; the report is faster without
+    config = copy / "config.toml"  # a grid with one more seed, whose dCVAE run diverged
+    config.write_text(config.read_text().replace("seeds = [0, 1]", "seeds = [0, 1, 9]"))
+    (spec,) = [r for r in load_config(config, class_count=lambda name: 10).runs
+               if (r.model, r.protocol, r.target_class, r.seed) == ("dcvae", "leave-one-out", 0, 9)]
+    ResultStore(copy).append({"key": spec.key, **spec.identity(), "class_name": "0", "status": "diverged",
+                              "error": "the loss became NaN at epoch 1, step 3", "train_seconds": 0.1})
+    before = _table_after(results_2d[1]["markdown"].read_text(), "## Table I")
+    markdown = write_report(copy)["markdown"].read_text()
+    assert "1 run(s) diverged" in markdown and "the loss became NaN at epoch 1, step 3" in markdown
+    after = _table_after(markdown, "## Table I")
+    assert after[0]["digits ours"] == before[0]["digits ours"]
+
+
+def test_a_directory_without_results_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_report(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="results.jsonl"):
+        write_report(tmp_path)
+    (tmp_path / "results.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no complete result records"):
+        write_report(tmp_path)
+
+
+def test_cli_report(results_2d, tmp_path):
+    copy = _copy(results_2d[0], tmp_path)
+    (copy / "report.md").unlink()
+    result = CliRunner().invoke(main, ["report", str(copy), "--command", BENCHMARK_COMMAND])
+    assert result.exit_code == 0, result.output
+    assert "report.md" in result.output and "8 figures" in result.output
+    assert BENCHMARK_COMMAND in (copy / "report.md").read_text()
+    empty = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
+    assert empty.exit_code == 1
+    assert empty.output.startswith("Error: ") and "nowhere" in empty.output
+
+
+# ----------------------------------------------------------------------------- the models' views
+
+def _model_dir(out: Path, model: str) -> Path:
+    """The saved model of the leave-one-out run of ``model`` on class 0, seed 0, as its record names it."""
+    (record,) = [r for r in ResultStore(out).records()
+                 if (r["model"], r["protocol"], r["class"], r["seed"]) == (model, "leave-one-out", 0, 0)]
+    return out / record["model_dir"]
+
+
+def test_manifold_mosaics_one_grid_per_condition_shown(results_2d):
+    out, _ = results_2d
+    model = AnomalyDetector.load(_model_dir(out, "dcvae")).model_
+    panels = manifold_mosaics(model, (0, 1), steps=5)
+    assert [title for title, _ in panels] == ["c = '1'", "c = '2'", "c = '3'"]
+    assert all(mosaic.shape == (40, 40) and 0 <= mosaic.min() <= mosaic.max() <= 1
+               for _, mosaic in panels)
+
+
+def test_relevant_dims_are_the_two_with_the_largest_mean_kl():
+    kl = np.array([[0.1, 3.0, 0.2, 2.0], [0.3, 1.0, 0.0, 2.4]])  # column means 0.2, 2, 0.1, 2.2
+    assert relevant_dims(kl) == (3, 1)
+    assert relevant_dims(np.zeros((5, 2))) == (0, 1)
+
+
+# ----------------------------------------------------------------------------- picking runs
+
+def _saved(model, dataset, k, name, seed=0, protocol="leave-one-out", **extra):
+    return {"key": f"{model}-{dataset}-{k}-{seed}-{protocol}", "model": model, "dataset": dataset,
+            "protocol": protocol, "class": k, "class_name": name, "seed": seed, "status": "ok",
+            "model_dir": f"models/{dataset}/{protocol}/{model}/class-{k}/seed-{seed}",
+            "finished_at": "2026-01-01T00:00:00+00:00", **extra}
+
+
+def test_figures_1_2_prefer_emnist_o_then_kmnist():
+    records = [
+        _saved("vae", "emnist-byclass", 5, "5"),
+        _saved("dcvae", "emnist-byclass", 24, "O", seed=1),
+        _saved("dcvae", "emnist-byclass", 24, "O", seed=0),
+        _saved("vae", "emnist-byclass", 24, "O"),
+        _saved("vae", "kmnist", 1, "ki"),
+        _saved("vae", "kmnist", 3, "tsu"),
+        _saved("dcvae", "kmnist", 3, "tsu"),
+        _saved("vae", "mnist", 0, "0"),
+        {**_saved("cvae", "kmnist", 1, "ki"), "status": "diverged"},
+        {**_saved("factorvae", "kmnist", 1, "ki"), "model_dir": None},
+    ]
+    emnist, kmnist = pick_reconstruction_runs(records)
+    assert (emnist.dataset, emnist.class_name, emnist.normal_class_name) == ("emnist-byclass", "O", "0")
+    assert [(r["model"], r["seed"]) for r in emnist.records] == [("dcvae", 0), ("vae", 0)]
+    assert emnist.note == ""
+    assert (kmnist.dataset, kmnist.target_class, kmnist.normal_class_name) == ("kmnist", 3, None)
+    assert [r["model"] for r in kmnist.records] == ["dcvae", "vae"]  # the class with most models
+
+
+def test_figures_1_2_without_o_or_kmnist():
+    other_class = pick_reconstruction_runs([_saved("vae", "emnist-byclass", 5, "5")])
+    assert other_class[0].class_name == "5" and '"O"' in other_class[0].note
+    fallback = pick_reconstruction_runs([_saved("vae", "fmnist", 2, "Pullover"),
+                                         _saved("vae", "mnist", 7, "7"),
+                                         _saved("vae", "kmnist", 1, "ki", protocol="one-class")])
+    assert [(run.dataset, run.target_class) for run in fallback] == [("mnist", 7)]
+    assert "MNIST instead" in fallback[0].note
+    assert pick_reconstruction_runs([{**_saved("vae", "mnist", 0, "0"), "model_dir": None}]) == []
+
+
+def test_figure_runs_one_per_dataset_leave_one_out_first():
+    runs = pick_figure_runs([_saved("vae", "mnist", 4, "4", protocol="one-class"),
+                             _saved("cvae", "mnist", 4, "4", protocol="one-class"),
+                             _saved("vae", "mnist", 6, "6"),
+                             _saved("vae", "kmnist", 2, "su"), _saved("vae", "kmnist", 0, "o")])
+    assert list(runs) == ["mnist", "kmnist"]
+    assert (runs["mnist"].protocol, runs["mnist"].target_class) == ("leave-one-out", 6)
+    assert runs["kmnist"].target_class == 0  # a tie in models: the lowest class
+
+
+def test_a_model_directory_named_twice_is_the_last_one_saved():
+    older = {**_saved("vae", "mnist", 0, "0", settings={"lr": 1e-3}), "key": "a",
+             "finished_at": "2026-01-01T00:00:00+00:00"}
+    newer = {**_saved("vae", "mnist", 0, "0", settings={"lr": 3e-3}), "key": "b",
+             "finished_at": "2026-01-02T00:00:00+00:00"}
+    (run,) = pick_reconstruction_runs([newer, older])
+    assert [r["key"] for r in run.records] == ["b"]
+
+
+def test_row_labels_tell_settings_variants_apart():
+    records = [{"key": "a", "model": "vae", "dataset": "mnist", "settings": {"lr": 0.001, "epochs": 2}},
+               {"key": "b", "model": "vae", "dataset": "mnist", "settings": {"lr": 0.003, "epochs": 2}},
+               {"key": "c", "model": "dcvae", "dataset": "mnist", "settings": {"lr": 0.001, "epochs": 2}},
+               # a dataset's own settings (the paper's EMNIST learning rate) do not split a row
+               {"key": "d", "model": "dcvae", "dataset": "emnist-byclass",
+                "settings": {"lr": 1e-6, "epochs": 2}}]
+    assert row_labels(records) == {"a": "VAE [lr=0.001]", "b": "VAE [lr=0.003]", "c": "dCVAE", "d": "dCVAE"}
+
+
+def test_without_the_dataset_files_the_model_figures_are_skipped_with_a_note(results_2d, tmp_path,
+                                                                              monkeypatch):
+    import dcvae.report as report
+
+    def missing(name, *args, **kwargs):
+        raise DataFileError(f"{name}.gz", "not here")
+
+    monkeypatch.setattr(report, "load_dataset", missing)
+    copy = _copy(results_2d[0], tmp_path)
+    markdown = write_report(copy)["markdown"].read_text()
+    assert markdown.count("digits skipped: the digits files are not available here") == 3
+    assert not (copy / "figures" / "latent-digits.png").exists()
+
+
+def test_missing_or_corrupt_saved_models_are_named_and_left_out(results_2d, tmp_path):
+    copy = _copy(results_2d[0], tmp_path)
+    for protocol in ("leave-one-out", "one-class"):
+        shutil.rmtree(copy / "models/digits" / protocol / "cvae")
+    corrupt = _model_dir(copy, "dcvae").relative_to(copy).as_posix()
+    (copy / corrupt / "config.json").write_text("{not json")
+    markdown = write_report(copy)["markdown"].read_text()
+    assert "Note: 3 of the 8 saved models the records name are missing" in markdown
+    assert f"dCVAE: the saved model `{corrupt}` did not load" in markdown
+    names = {p.name for p in (copy / "figures").glob("manifold-*.png")}
+    assert names == {"manifold-digits-vae.png"}
