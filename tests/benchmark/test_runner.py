@@ -1,9 +1,9 @@
-"""The benchmark runner: grid files, the results store, executors, resumption, bad input."""
+"""The benchmark runner (dcvae.benchmark.runner): executors agree, a killed grid resumes, reuse,
+and the CLI fails before training on bad input."""
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -16,163 +16,15 @@ import pytest
 from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
-from dcvae.benchmark import ResultStore, parse_config, run_benchmark
-from dcvae.benchmark.grid import load_config
+from dcvae.benchmark import ResultStore, run_benchmark
 from dcvae.cli import main
-from dcvae.config import ConfigError
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = """
-name = "tiny"
-scores = ["recon", "elbo", "kl", "typical-elbo"]
-save_models = "first-seed"
-save_scores = true
-[defaults]
-epochs = 1
-latent_dim = 2
-patience = 0
-[models.dcvae]
-beta = 3.0
-[[grid]]
-datasets = ["digits"]
-classes = [0, 1]
-seeds = [0, 1]
-models = ["vae", "dcvae", "factorvae"]
-"""
 
 
-def ten(_: str) -> int:
-    return 10
-
-
-def _grid(**top) -> dict:
-    raw = {"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [0]}]}
-    raw.update(top)
-    return raw
-
-
-@pytest.fixture()
-def tiny(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return path
-
-
-# ------------------------------------------------------------------------------------------ grid
-def test_grid_expands_every_combination_with_settings_in_order():
-    raw = {
-        "scores": ["elbo", "recon"],
-        "defaults": {"epochs": 3, "lr": 1e-3},
-        "models": {"dcvae": {"beta": 3.0, "lr": 1e-2}},
-        "grid": [{"datasets": ["digits"], "models": ["vae", "dcvae"], "seeds": [0, 1],
-                  "classes": "all", "settings": {"epochs": 2}}],
-    }
-    config = parse_config(raw, class_count=ten)
-    assert len(config.runs) == 2 * 2 * 10
-    dcvae = [r for r in config.runs if r.model == "dcvae"][0]
-    vae = [r for r in config.runs if r.model == "vae"][0]
-    assert dcvae.settings == {"epochs": 2, "lr": 1e-2, "beta": 3.0}  # block > model > defaults
-    assert vae.settings == {"epochs": 2, "lr": 1e-3}
-    assert dcvae.scores == ("elbo", "recon")
-    assert sorted({r.target_class for r in config.runs}) == list(range(10))
-    assert len({r.key for r in config.runs}) == len(config.runs)
-
-
-def test_the_same_run_in_two_blocks_runs_once_and_keys_are_stable():
-    block = {"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [3]}
-    once = parse_config({"grid": [block]}, class_count=ten)
-    twice = parse_config({"grid": [block, dict(block)]}, class_count=ten)
-    assert [r.key for r in twice.runs] == [r.key for r in once.runs]
-    other_seed = parse_config({"grid": [{**block, "seeds": [1]}]}, class_count=ten)
-    assert other_seed.runs[0].key != once.runs[0].key
-
-
-def test_first_seed_saves_models_of_the_first_seed_only():
-    config = parse_config(_grid(save_models="first-seed", grid=[
-        {"datasets": ["digits"], "models": ["vae"], "seeds": [5, 2], "classes": [0]}]), class_count=ten)
-    assert {r.seed: r.save_model for r in config.runs} == {5: True, 2: False}
-
-
-@pytest.mark.parametrize(("raw", "named"), [
-    (_grid(colour="red"), "colour"),
-    (_grid(scores=["bogus"]), "bogus"),
-    (_grid(save_models="some"), "save_models"),
-    ({"grid": [{"datasets": ["digits"], "models": ["vqvae"], "seeds": [0]}]}, "vqvae"),
-    ({"grid": [{"datasets": ["cifar"], "models": ["vae"], "seeds": [0]}]}, "cifar"),
-    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "protocol": "lopo"}]}, "lopo"),
-    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [10]}]}, "[10]"),
-    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": []}]}, "seeds"),
-    ({"grid": [{"datasets": ["digits"], "models": ["vae"]}]}, "seeds"),
-    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "extra": 1}]}, "extra"),
-    ({"grid": []}, "[[grid]]"),
-    (_grid(defaults={"beta": 2.0}), "beta"),  # the VAE has no beta
-    (_grid(defaults={"epochs": 0}), "epochs"),
-    (_grid(defaults={"lr": "fast"}), "lr"),
-    (_grid(defaults={"score": "elbo"}), "scores"),
-    (_grid(defaults={"train_size": 1}), "train_size"),
-    (_grid(models={"dcvae": {"betta": 3.0}}), "betta"),
-])
-def test_bad_configs_are_refused_naming_the_problem(raw, named):
-    with pytest.raises(ConfigError) as err:
-        parse_config(raw, class_count=ten)
-    assert named in str(err.value)
-
-
-def test_config_file_errors(tmp_path: Path):
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "nope.toml", class_count=ten)
-    bad = tmp_path / "bad.toml"
-    bad.write_text("name = [unclosed")
-    with pytest.raises(ConfigError, match="not valid TOML"):
-        load_config(bad, class_count=ten)
-
-
-# ------------------------------------------------------------------------------------------ store
-def _append_many(directory: str, worker: int, n: int) -> None:
-    store = ResultStore(directory)
-    for i in range(n):
-        store.append({"key": f"{worker}-{i}", "payload": "x" * 2000})
-
-
-def test_two_processes_appending_to_one_store_lose_nothing(tmp_path: Path):
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), w, 150)) for w in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    records = ResultStore(tmp_path).records()
-    assert sorted(r["key"] for r in records) == sorted(f"{w}-{i}" for w in range(2) for i in range(150))
-    lines = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 300  # no interleaved or merged lines
-
-
-def test_a_torn_last_line_is_ignored_and_sealed(tmp_path: Path):
-    store = ResultStore(tmp_path)
-    store.append({"key": "a", "auc": 0.5})
-    with open(store.path, "ab") as fh:
-        fh.write(b'{"key": "b", "auc": 0.')  # a writer died mid-line
-    assert [r["key"] for r in store.records()] == ["a"]
-    store.append({"key": "c", "auc": 0.7})
-    assert [r["key"] for r in store.records()] == ["a", "c"]
-    assert store.done_keys() == {"a", "c"}
-
-
-def test_the_first_record_of_a_key_counts(tmp_path: Path):
-    store = ResultStore(tmp_path)
-    store.append({"key": "a", "auc": 0.5})
-    store.append({"key": "a", "auc": 0.9})
-    assert store.records() == [{"key": "a", "auc": 0.5}]
-    with pytest.raises(ValueError, match="key"):
-        store.append({"auc": 1.0})
-
-
-# ------------------------------------------------------------------------------------------ runs
 def _by_key(directory: Path) -> dict[str, dict]:
     return {r["key"]: r for r in ResultStore(directory).records()}
 
 
+@pytest.mark.slow
 def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path: Path):
     out = tmp_path / "out"
     counts = run_benchmark(tiny, out, progress=False)
@@ -208,6 +60,7 @@ def test_a_grid_runs_records_everything_and_skips_on_rerun(tiny: Path, tmp_path:
     assert len((out / "results.jsonl").read_text().splitlines()) == 12
 
 
+@pytest.mark.slow
 def test_executors_agree(tiny: Path, tmp_path: Path):
     """The same grid in this process, in a process pool and on Ray gives the same records.
 
@@ -228,10 +81,11 @@ def test_executors_agree(tiny: Path, tmp_path: Path):
             assert a[key]["metrics"][score]["auc"] == c[key]["metrics"][score]["auc"]
 
 
-def test_a_killed_benchmark_leaves_whole_records_and_resumes(tmp_path: Path):
+@pytest.mark.slow
+def test_a_killed_benchmark_leaves_whole_records_and_resumes(tiny: Path, tmp_path: Path):
     """SIGKILL mid-grid: every line is a whole record; the rerun does only what is missing."""
     config = tmp_path / "slow.toml"
-    config.write_text(TINY.replace("epochs = 1", "epochs = 12")
+    config.write_text(tiny.read_text().replace("epochs = 1", "epochs = 12")
                       .replace('models = ["vae", "dcvae", "factorvae"]', 'models = ["dcvae"]')
                       .replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
     out = tmp_path / "out"
@@ -257,6 +111,7 @@ def test_a_killed_benchmark_leaves_whole_records_and_resumes(tmp_path: Path):
     assert {k: r["auc"] for k, r in after.items()} == {k: r["auc"] for k, r in _by_key(clean).items()}
 
 
+@pytest.mark.slow
 def test_two_benchmark_processes_on_one_store_finish_the_grid(tiny: Path, tmp_path: Path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "dcvae.cli", "benchmark", str(tiny), "--out", str(out), "--quiet",
@@ -387,3 +242,4 @@ def test_reuse_trains_again_when_the_source_lacks_a_file_this_grid_saves(tmp_pat
     assert counts["reused"] == 0 and counts["ran"] == 2
     with pytest.raises(FileNotFoundError, match="results.jsonl"):
         run_benchmark(with_scores, tmp_path / "g", progress=False, reuse=[tmp_path / "nowhere"])
+

@@ -203,6 +203,7 @@ def test_fit_refuses_to_write_into_a_foreign_directory(image_model, tmp_path):
     assert (out / "chapter1.tex").read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs_and_fails_cleanly():
     script = shutil.which("dcvae", path=str(Path(sys.executable).parent))
     command = [script] if script else [sys.executable, "-m", "dcvae.cli"]
@@ -216,6 +217,7 @@ def test_the_installed_command_runs_and_fails_cleanly():
     assert "Traceback" not in failed.stderr + failed.stdout
 
 
+@pytest.mark.slow
 def test_demo_takes_a_score_and_refuses_an_unknown_one():
     result = _run("demo", "--epochs", "1", "--score", "elbo")
     assert result.exit_code == 0, result.output

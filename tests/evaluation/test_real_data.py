@@ -15,7 +15,7 @@ from dcvae.evaluation.run import RunSpec, run_protocol
 
 def _mnist():
     env = os.environ.get("DCVAE_DATA")
-    root = Path(env.split(os.pathsep)[0]) if env else Path(__file__).parents[1].parent / "shared" / "data"
+    root = Path(env.split(os.pathsep)[0]) if env else Path(__file__).parents[3] / "shared" / "data"
     if not (root / "mnist").is_dir():
         pytest.skip(f"MNIST not found under {root} (set DCVAE_DATA to shared/data)")
     return load_dataset("mnist", root, download=False)

@@ -166,6 +166,7 @@ def test_conditional_model_without_conditions_needs_c_unless_single_condition():
     assert torch.isfinite(single(torch.rand(4, 1, 8, 8)).loss)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["factorvae", "rfvae"])
 def test_discriminator_learns_to_spot_dependent_latents(name):
     """The secondary step alone: D separates correlated z from its permutation."""

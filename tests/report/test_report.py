@@ -231,6 +231,7 @@ def test_model_figures_name_their_runs_and_scores(results_2d):
     assert "2-D latent" in markdown
 
 
+@pytest.mark.slow
 def test_a_4d_latent_uses_umap_and_the_two_most_relevant_dimensions(results_4d):
     out, paths = results_4d
     markdown = paths["markdown"].read_text()

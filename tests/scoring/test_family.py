@@ -109,7 +109,7 @@ def detectors():
     out = {}
     for score in ("elbo", "typical-elbo", "ic-elbo", "recon+kl"):
         out[score] = AnomalyDetector("vae", latent_dim=4, epochs=15, patience=0, progress=False,
-                                     score=score).fit(normal)
+                                     anomaly_score=score).fit(normal)
     return out, digits
 
 
@@ -174,7 +174,7 @@ def test_fitting_sees_no_test_data_or_labels(monkeypatch):
 
     monkeypatch.setattr(threshold_module, "fit_score", spy)
     val_x = normal[:100]
-    det = AnomalyDetector("vae", latent_dim=2, epochs=1, progress=False, score="typical-elbo")
+    det = AnomalyDetector("vae", latent_dim=2, epochs=1, progress=False, anomaly_score="typical-elbo")
     det.fit(normal[100:], validation=(val_x, None))
     expected = anomaly_scores(det.model_, val_x, score="elbo")
     assert len(seen) == 2  # given and marginal mode
@@ -191,7 +191,7 @@ def test_fitted_scores_survive_save_and_load(detectors, tmp_path):
     for score, det in dets.items():
         det.save(tmp_path / score)
         again = AnomalyDetector.load(tmp_path / score)
-        assert again.score == score
+        assert again.anomaly_score == score
         np.testing.assert_array_equal(again.decision_function(digits.test.x[:50]),
                                       det.decision_function(digits.test.x[:50]))
 

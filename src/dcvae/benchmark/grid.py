@@ -163,10 +163,10 @@ def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:
     if train_size is not None and (not isinstance(train_size, int) or isinstance(train_size, bool)
                                    or train_size < 2):
         raise ConfigError(f"{at}: train_size must be an integer of at least 2, got {train_size!r}")
-    for key in ("score", "progress", "seed"):
+    for key in ("score", "anomaly_score", "progress", "seed"):
         if key in detector_settings:
             raise ConfigError(f"{at}: {key!r} is set by the grid itself "
-                              + ("(top-level 'scores')" if key == "score" else
+                              + ("(top-level 'scores')" if key in ("score", "anomaly_score") else
                                  "(the block's 'seeds')" if key == "seed" else "(always off)"))
     try:
         AnomalyDetector.from_settings(model, detector_settings).check_settings()

@@ -34,9 +34,9 @@ from dcvae.evaluation.run import RunSpec, run_protocol
 def evaluate(**kw: Any) -> None:
     """Fit on a protocol's normal training data, score its test split, print the metrics."""
     model, seed, quiet = kw.pop("model"), kw.pop("seed"), kw.pop("quiet")
-    score = kw["score"]
+    score = kw["anomaly_score"]
     settings = detector_settings(kw, only_given=True)
-    settings.pop("score", None)  # the run's score is its own field, as in a grid
+    settings.pop("anomaly_score", None)  # the run's score is its own field, as in a grid
     if kw["train_size"] is not None:
         settings["train_size"] = kw["train_size"]
     build_detector(model, {k: v for k, v in settings.items() if k != "train_size"}, seed=seed,
@@ -69,8 +69,9 @@ def evaluate(**kw: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @score_option
-def demo(epochs: int, batch_size: int, seed: int, score: str) -> None:
+def demo(epochs: int, batch_size: int, seed: int, anomaly_score: str) -> None:
     """Compare dCVAE with a VAE, leave-one-out on the bundled 8×8 digits (no download)."""
+    score = anomaly_score
     data = load_dataset("digits")
     for message in data.notes:
         note(message)

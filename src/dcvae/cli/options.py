@@ -21,7 +21,7 @@ from dcvae.training import PRECISIONS
 DEFAULTS = default_settings()
 #: The options of ``_model_options`` that are detector settings (everything but --param, --quiet).
 SETTING_OPTIONS = ("backbone", "latent_dim", "beta", "gamma", "epochs", "batch_size", "lr",
-                   "secondary_lr", "patience", "score", "contamination", "device", "precision",
+                   "secondary_lr", "patience", "anomaly_score", "contamination", "device", "precision",
                    "likelihood")
 
 
@@ -51,7 +51,8 @@ def _check_score(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def score_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--score", default=DEFAULTS["score"], show_default=True, callback=_check_score,
+    return click.option("--score", "anomaly_score", default=DEFAULTS["anomaly_score"], show_default=True,
+                        callback=_check_score,
                         help="Anomaly score: recon, elbo, kl, prior, ic-elbo; 'typical-' before one "
                              "(e.g. typical-elbo); several joined by '+' (e.g. recon+kl). See "
                              "`dcvae list`.")(f)

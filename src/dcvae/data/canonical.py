@@ -39,7 +39,8 @@ def canonical_inputs(x: Any, *, name: str = "X") -> np.ndarray:
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 samples")
     if any(s == 0 for s in arr.shape[1:]):
-        raise ValueError(f"{name} has a zero-sized axis: shape {arr.shape}")
+        raise ValueError(f"{name} has a zero-sized axis: 0 feature(s) (shape={arr.shape}) while a "
+                         "minimum of 1 is required.")
     if arr.ndim == 3:
         arr = arr[:, None]
     if arr.ndim == 4 and arr.shape[1] not in _CHANNELS and arr.shape[-1] in _CHANNELS:
@@ -85,7 +86,7 @@ def _as_numeric_array(x: Any, name: str) -> np.ndarray:
         except (TypeError, ValueError) as err:  # a dict, None, a word: keep numpy's message
             raise InputError(f"{name} holds a value that is not a number: {err}") from None
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}")
+        raise ValueError(f"{name} must be real-valued: Complex data not supported (dtype {arr.dtype})")
     if arr.dtype.kind not in "biuf":  # strings, bytes, datetimes and timedeltas
         raise ValueError(f"{name} must be numeric (uint8 images or floats), got dtype {arr.dtype}")
     return arr

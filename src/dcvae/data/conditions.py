@@ -65,12 +65,15 @@ def check_condition_indices(c: Any, n: int, k: int, *, name: str = "c") -> np.nd
 def condition_names_of(c: Any, n: int, *, name: str = "c") -> list[str]:
     """Shape and missing-value checks, then each sample's condition name."""
     try:
-        labels = np.asarray(c)
+        # a Python list keeps each value's own kind (numpy would turn [10, "9", 2.0] into text)
+        labels = np.asarray(c, dtype=object if isinstance(c, list | tuple) else None)
     except (ValueError, TypeError) as err:  # ragged nested lists
         raise ValueError(f"{name} cannot be read as an array of conditions: {err}") from None
     if labels.ndim != 1 or labels.shape[0] != n:
         raise ValueError(f"{name} must be 1-D with one condition per sample ({n}), got shape {labels.shape}")
     values = labels.tolist()
+    if any(isinstance(v, list | tuple | dict | set | np.ndarray) for v in values):
+        raise ValueError(f"{name} must be 1-D with one condition per sample ({n}): a condition is one value")
     if any(_missing(v) for v in values):
         raise ValueError(f"{name} contains missing conditions (None, NaN or infinite)")
     texts = [condition_name(v) for v in values]

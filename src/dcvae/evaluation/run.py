@@ -76,8 +76,8 @@ class RunSpec:
     def detector(self, *, progress: bool = False) -> AnomalyDetector:
         """The (unfitted) detector this run trains: the settings, the seed, the headline score."""
         settings = {k: v for k, v in self.settings.items() if k not in RUN_SETTINGS}
-        return AnomalyDetector.from_settings(self.model, settings, seed=self.seed, score=self.scores[0],
-                                             progress=progress)
+        return AnomalyDetector.from_settings(self.model, settings, seed=self.seed,
+                                             anomaly_score=self.scores[0], progress=progress)
 
 
 @dataclass

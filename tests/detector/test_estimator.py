@@ -68,7 +68,7 @@ def test_save_load_gives_identical_scores_and_flags(fitted, digits, tmp_path):
     assert np.array_equal(loaded.predict(x), fitted.predict(x))
     assert np.array_equal(loaded.predict(x, c), fitted.predict(x, c))
     assert loaded.thresholds_ == fitted.thresholds_
-    assert (loaded.score, loaded.contamination) == (fitted.score, fitted.contamination)
+    assert (loaded.anomaly_score, loaded.contamination) == (fitted.anomaly_score, fitted.contamination)
     # the loaded detector states the resolved settings (the model's defaults, the likelihood chosen)
     def settings(det):
         return {k: v for k, v in det.get_params().items() if k not in ("params", "likelihood")}
@@ -206,7 +206,7 @@ def test_scoring_another_shape_than_the_trained_one_is_refused(fitted):
     ({"params": [("beta", 3.0)]}, ConfigError, "params must be a dict"),
     ({"params": {"latent_dim": 4}}, ConfigError, r"\['latent_dim'\] are arguments of the detector itself"),
     ({"params": {"input_shape": (1, 8, 8)}}, ConfigError, r"\['input_shape'\] are arguments"),
-    ({"score": "mahalanobis"}, ValueError, "unknown score 'mahalanobis'"),
+    ({"anomaly_score": "mahalanobis"}, ValueError, "unknown score 'mahalanobis'"),
     ({"contamination": 0.7}, ValueError, r"contamination must be in \[0, 0.5\], got 0.7"),
     ({"contamination": -0.1}, ValueError, r"contamination must be in \[0, 0.5\]"),
     ({"likelihood": "poisson"}, ValueError, "likelihood must be 'auto'"),

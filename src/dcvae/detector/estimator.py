@@ -1,4 +1,4 @@
-"""The detector: a scikit-learn estimator with PyOD's outlier-detector contract, on top of the core.
+"""``AnomalyDetector``: a scikit-learn estimator with PyOD's outlier-detector contract.
 
 >>> from dcvae import AnomalyDetector
 >>> from dcvae.data import load_dataset
@@ -23,20 +23,16 @@ Conventions, and where they come from:
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import erf
-from scipy.stats import binom
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from dcvae.config import ConfigError, StrictConfig
+from dcvae.config import ConfigError
 from dcvae.data.canonical import canonical_inputs
 from dcvae.data.conditions import (
     check_condition_indices,
@@ -45,76 +41,36 @@ from dcvae.data.conditions import (
     encode_conditions,
 )
 from dcvae.data.split import stratified_split
-from dcvae.io.model_dir import ModelFileError, load_model, save_model
+from dcvae.detector.config import (
+    ARCHITECTURE,
+    FROM_DATA,
+    MODES,
+    TRAINING,
+    DetectorConfig,
+    Plan,
+    default_settings,
+)
+from dcvae.detector.files import load_detector, save_detector
+from dcvae.detector.probability import anomaly_probability, prediction_confidence
 from dcvae.models import LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_class
-from dcvae.scoring.family import BASE_SCORES, DEFAULT_SCORE, FittedScore, ScoreRecipe, parse_score
+from dcvae.scoring.family import BASE_SCORES, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
-from dcvae.scoring.scores import GIVEN, MARGINAL, SCORES, condition_mode
-from dcvae.scoring.threshold import calibrate, check_contamination, finite_scores
-from dcvae.training import History, TensorData, TrainConfig, Trainer
+from dcvae.scoring.scores import GIVEN, MARGINAL, SCORES
+from dcvae.scoring.threshold import calibrate, finite_scores
+from dcvae.training import TensorData, TrainConfig, Trainer
 
-MODES = (GIVEN, MARGINAL)
-#: Model settings read from the data in ``fit``, never passed by the user.
-_FROM_DATA = ("input_shape", "condition_names", "likelihood")
-#: Model settings that are the detector's own arguments rather than entries of ``params``.
-_ARCHITECTURE = ("latent_dim", "backbone", "hidden_dims")
-_TRAINING = tuple(f.name for f in dataclasses.fields(TrainConfig))
-_PROBA_METHODS = ("linear", "unify")
-
-
-@dataclass(frozen=True)
-class DetectorConfig(StrictConfig):
-    """How the detector turns a trained model into decisions.
-
-    contamination: expected anomaly fraction in [0, 0.5]; sets the threshold on the validation
-        carve of the normal data (0 = the largest validation score).
-    validation_fraction: share of the training data held out for early stopping and the threshold.
-    score: a score name of ``dcvae.scoring.family`` (``"recon"``, ``"typical-elbo"``, ...).
-    likelihood: "auto" (Bernoulli for data in [0, 1], Gaussian on standardised features else),
-        "bernoulli" or "gaussian".
-    """
-
-    contamination: float = 0.05
-    validation_fraction: float = 0.1
-    score: str = DEFAULT_SCORE
-    likelihood: str = "auto"
-
-    def __post_init__(self) -> None:
-        try:
-            check_contamination(self.contamination)
-            parse_score(self.score)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.likelihood not in ("auto", *LIKELIHOODS):
-            raise ConfigError(f"likelihood must be 'auto' or one of {sorted(LIKELIHOODS)}, got "
-                              f"{self.likelihood!r}")
-
-
-def default_settings() -> dict[str, Any]:
-    """Every detector setting and its default, read from the config dataclasses that own it."""
-    out: dict[str, Any] = {}
-    for cls, names in ((VAEConfig, _ARCHITECTURE), (TrainConfig, _TRAINING),
-                       (DetectorConfig, tuple(f.name for f in dataclasses.fields(DetectorConfig)))):
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        out.update({name: defaults[name] for name in names})
-    return out
+#: The checks of ``sklearn.utils.estimator_checks.check_estimator`` this detector fails on purpose,
+#: with the reason (pass as ``expected_failed_checks``); every other check passes.
+EXPECTED_FAILED_CHECKS = {
+    "check_outliers_fit_predict": "predict and fit_predict return 1 for an anomaly and 0 for a normal "
+                                  "sample, as PyOD's detectors do, not scikit-learn's -1 / 1",
+    "check_outliers_train": "the same 0/1 labels; and decision_function is PyOD's (higher = more "
+                            "anomalous), not scikit-learn's score_samples minus an offset",
+}
 
 
 class NotFittedError(_SklearnNotFittedError):
     """The detector was used before ``fit`` (or ``load``)."""
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The detector's arguments, checked: what ``fit`` builds and trains."""
-
-    model_class: type[VAE]
-    model_params: dict[str, Any]
-    training: TrainConfig
-    detector: DetectorConfig
-    recipe: ScoreRecipe
 
 
 class AnomalyDetector(OutlierMixin, BaseEstimator):
@@ -126,7 +82,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     params: the model's own hyper-parameters, e.g. ``{"beta": 3.0, "gamma": 1.0}`` (see the model's
         config class; ``dcvae list``). In a grid search, ``params__beta`` sets one of them.
     latent_dim, backbone ("mlp" | "conv"), hidden_dims: the architecture (``VAEConfig``).
-    likelihood, contamination, validation_fraction, score: see ``DetectorConfig``.
+    likelihood, contamination, validation_fraction, anomaly_score: see ``DetectorConfig`` (the
+        score is named ``anomaly_score`` because scikit-learn reserves ``score`` for a method).
     epochs, batch_size, lr, secondary_lr, seed, patience, device, precision ("fp32" | "bf16"):
         see ``TrainConfig``; the precision applies to training and scoring alike.
     progress: show a progress bar while training.
@@ -153,7 +110,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                  device: str = TrainConfig.device, precision: str = TrainConfig.precision,
                  contamination: float = DetectorConfig.contamination,
                  validation_fraction: float = DetectorConfig.validation_fraction,
-                 score: str = DetectorConfig.score, progress: bool = True) -> None:
+                 anomaly_score: str = DetectorConfig.anomaly_score, progress: bool = True) -> None:
         self.model = model
         self.params = params
         self.latent_dim = latent_dim
@@ -170,7 +127,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.precision = precision
         self.contamination = contamination
         self.validation_fraction = validation_fraction
-        self.score = score
+        self.anomaly_score = anomaly_score
         self.progress = progress
 
     # ------------------------------------------------------------------------------ settings
@@ -192,7 +149,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.params = {**(self.params or {}), **nested}
         return self
 
-    def check_settings(self) -> _Plan:
+    def check_settings(self) -> Plan:
         """Check every argument, as ``fit`` does before any training: a ConfigError (a ValueError)
         names the first bad one. Grid files and the CLI call it to fail before spending time."""
         cls = model_class(self.model)
@@ -201,23 +158,23 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             raise ConfigError(f"params must be a dict of {self.model}'s hyper-parameters, got "
                               f"{type(params).__name__} {params!r}")
         fields = {f.name for f in dataclasses.fields(cls.config_class)}
-        misplaced = sorted(set(params) & (set(_ARCHITECTURE) | set(_FROM_DATA)))
+        misplaced = sorted(set(params) & (set(ARCHITECTURE) | set(FROM_DATA)))
         if misplaced:
             raise ConfigError(f"{misplaced} are arguments of the detector itself (or read from the "
                               "data), not entries of params")
         unknown = sorted(set(params) - fields)
         if unknown:
             raise ConfigError(f"unknown hyper-parameter(s) {unknown} for model {self.model!r}; it takes "
-                              f"{sorted(fields - set(_ARCHITECTURE) - set(_FROM_DATA))}")
+                              f"{sorted(fields - set(ARCHITECTURE) - set(FROM_DATA))}")
         model_params = {"latent_dim": self.latent_dim, "backbone": self.backbone,
                         "hidden_dims": _as_list(self.hidden_dims), **params}
         cls.config_class.from_dict(model_params, where=self.model)  # types and ranges
-        training = TrainConfig.from_dict({name: getattr(self, name) for name in _TRAINING},
+        training = TrainConfig.from_dict({name: getattr(self, name) for name in TRAINING},
                                          where="training")
         detector = DetectorConfig.from_dict(
             {"contamination": self.contamination, "validation_fraction": self.validation_fraction,
-             "score": self.score, "likelihood": self.likelihood}, where="detector")
-        return _Plan(cls, model_params, training, detector, parse_score(detector.score))
+             "anomaly_score": self.anomaly_score, "likelihood": self.likelihood}, where="detector")
+        return Plan(cls, model_params, training, detector, parse_score(detector.anomaly_score))
 
     # ------------------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any = None, c: Any = None, *,
@@ -288,7 +245,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.labels_ = (self.decision_scores_ > self.thresholds_[_mode_key(given)]).astype(np.int64)
         return self
 
-    def _calibrate(self, plan: _Plan, x_val: np.ndarray, c_val: np.ndarray) -> None:
+    def _calibrate(self, plan: Plan, x_val: np.ndarray, c_val: np.ndarray) -> None:
         """One pass over the normal validation carve gives both modes: under every condition,
         the marginal score is the minimum and the given score the sample's own column."""
         model = self.model_
@@ -337,7 +294,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _base_scores(self, x: np.ndarray, indices: np.ndarray | None,
                      bases: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-        wanted = parse_score(self.score).bases if bases is None else bases
+        wanted = parse_score(self.anomaly_score).bases if bases is None else bases
         unknown = sorted(set(wanted) - set(BASE_SCORES))
         if unknown:
             raise ValueError(f"unknown base score(s) {unknown}; choose from {list(BASE_SCORES)}")
@@ -366,19 +323,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any, c: Any = None, method: str = "linear",
                       return_confidence: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """(n, 2) probabilities of [normal, anomaly], PyOD's two ways, on the scale of the normal
-        validation carve: "linear" min-max scales the scores (clipped to [0, 1]); "unify"
-        (Kriegel et al. 2011) is erf((s − mean) / (sd·√2)), clipped to [0, 1]."""
-        if method not in _PROBA_METHODS:
-            raise ValueError(f"method must be one of {list(_PROBA_METHODS)}, got {method!r}")
+        """(n, 2) probabilities of [normal, anomaly], PyOD's two ways ("linear", "unify"; see
+        ``dcvae.detector.probability``) on the scale of the normal validation carve."""
         scores = self.decision_function(X, c)
-        normal = self._validation_scores(c)
-        if method == "linear":
-            span = normal.max() - normal.min()
-            anomalous = (scores - normal.min()) / (span if span > 0 else 1.0)
-        else:
-            anomalous = erf((scores - normal.mean()) / (max(normal.std(), 1e-12) * math.sqrt(2.0)))
-        anomalous = anomalous.clip(0.0, 1.0)
+        anomalous = anomaly_probability(scores, self._validation_scores(c), method)
         proba = np.column_stack([1.0 - anomalous, anomalous])
         if return_confidence:
             return proba, self._confidence(scores, c)
@@ -390,19 +338,15 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return self._confidence(self.decision_function(X, c), c)
 
     def _validation_scores(self, c: Any) -> np.ndarray:
+        self._fitted()
         if "validation_scores_" not in self.__dict__:
             raise NotFittedError("this model was saved by dcvae 0.1, which kept no scores of the validation "
                                  "carve; predict_proba and predict_confidence need them: fit it again")
         return self.validation_scores_[_mode_key(c)]
 
     def _confidence(self, scores: np.ndarray, c: Any) -> np.ndarray:
-        normal = np.sort(self._validation_scores(c))
-        n = len(normal)
-        below = np.searchsorted(normal, scores, side="right")  # reference scores <= each score
-        posterior = (1.0 + below) / (2.0 + n)
-        confidence = 1.0 - binom.cdf(n - int(n * self.contamination), n, posterior)
         flagged = scores > self.thresholds_[_mode_key(c)]
-        return np.where(flagged, confidence, 1.0 - confidence)
+        return prediction_confidence(scores, self._validation_scores(c), self.contamination, flagged)
 
     # ------------------------------------------------------------------------------ checks
     def __sklearn_is_fitted__(self) -> bool:
@@ -436,72 +380,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the detector as a model directory (config.json, model.safetensors and the fitted
         arrays in arrays.safetensors)."""
-        model = self._fitted()
-        detector = {"score": self.score, "contamination": self.contamination,
-                    "validation_fraction": self.validation_fraction,
-                    "thresholds": dict(self.thresholds_),
-                    "score_fits": {mode: fit.to_dict() for mode, fit in self.score_fits_.items()}}
-        arrays = {f"validation_scores.{mode}": v for mode, v in self.validation_scores_.items()}
-        if "decision_scores_" in self.__dict__:
-            arrays.update(decision_scores=self.decision_scores_, labels=self.labels_)
-        return save_model(model, path, training=self.check_settings().training, history=self.history_,
-                          detector=detector, arrays=arrays)
+        return save_detector(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, progress: bool = False) -> AnomalyDetector:
         """Read a directory written by ``save``; refuses files that do not match (never unpickles)."""
-        saved = load_model(path)
-        info = saved.detector or {}
-        expected = {"score", "contamination", "validation_fraction", "thresholds"}
-        # score_fits came later: a file without it holds a plain score, which needs no statistics
-        if not expected <= set(info) <= expected | {"score_fits"}:
-            raise ModelFileError(f"{path}: config.json field 'detector' must hold exactly "
-                                 f"{sorted(expected | {'score_fits'})}; was this model saved by "
-                                 "AnomalyDetector.save?")
-        thresholds = info["thresholds"]
-        if (not isinstance(thresholds, dict) or set(thresholds) != set(MODES)
-                or not all(_is_finite_number(v) for v in thresholds.values())):
-            raise ModelFileError(f"{path}: config.json field 'detector.thresholds' must map "
-                                 f"{list(MODES)} to finite numbers")
-        for key in ("contamination", "validation_fraction"):
-            if not _is_finite_number(info[key]):
-                raise ModelFileError(f"{path}: config.json field 'detector.{key}' must be a number, "
-                                     f"got {info[key]!r}")
-        if not isinstance(info["score"], str):
-            raise ModelFileError(f"{path}: config.json field 'detector.score' must be a string")
-        model = saved.model
-        cfg = model.config
-        params = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-                  if f.name not in _FROM_DATA and f.name not in _ARCHITECTURE}
-        train = saved.training or TrainConfig()
-        det = cls(model.name, params=_jsonable(params) or None, latent_dim=cfg.latent_dim,
-                  backbone=cfg.backbone, hidden_dims=tuple(cfg.hidden_dims), likelihood=cfg.likelihood,
-                  progress=progress, contamination=info["contamination"],
-                  validation_fraction=info["validation_fraction"], score=info["score"],
-                  **train.to_dict())
-        try:
-            plan = det.check_settings()
-        except ValueError as err:  # a value out of range, e.g. contamination 0.7
-            raise ModelFileError(f"{path}: config.json field 'detector': {err}") from None
-        fits = info.get("score_fits", {mode: {} for mode in MODES})
-        if not isinstance(fits, dict) or set(fits) != set(MODES):
-            raise ModelFileError(f"{path}: config.json field 'detector.score_fits' must map "
-                                 f"{list(MODES)} to score statistics")
-        try:
-            det.score_fits_ = {mode: FittedScore.from_dict(plan.recipe, fits[mode]) for mode in MODES}
-        except ValueError as err:
-            raise ModelFileError(f"{path}: config.json field 'detector.score_fits': {err}") from None
-        det.model_, det.history_ = model, saved.history or History()
-        det.thresholds_ = {k: float(v) for k, v in thresholds.items()}
-        det.threshold_ = det.thresholds_[MARGINAL]
-        det.n_features_in_ = int(np.prod(cfg.input_shape))
-        scores = {mode: saved.arrays.get(f"validation_scores.{mode}") for mode in MODES}
-        if all(v is not None for v in scores.values()):
-            det.validation_scores_ = {mode: np.asarray(v, dtype=np.float64) for mode, v in scores.items()}
-        if "decision_scores" in saved.arrays and "labels" in saved.arrays:
-            det.decision_scores_ = np.asarray(saved.arrays["decision_scores"], dtype=np.float64)
-            det.labels_ = np.asarray(saved.arrays["labels"], dtype=np.int64)
-        return det
+        return load_detector(cls, path, progress=progress)
 
 
 def _mode_key(c: Any) -> str:
@@ -511,15 +395,3 @@ def _mode_key(c: Any) -> str:
 
 def _as_list(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-
-
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-
-
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-__all__ = ["MODES", "AnomalyDetector", "DetectorConfig", "NotFittedError", "condition_mode",
-           "default_settings"]

@@ -1,0 +1,99 @@
+"""A detector as a model directory: the model (``dcvae.io.model_dir``) with the detector's settings
+in ``config.json`` and its fitted arrays in ``arrays.safetensors``. Nothing is ever unpickled."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dcvae.detector.config import ARCHITECTURE, FROM_DATA, MODES
+from dcvae.io.model_dir import ModelFileError, load_model, save_model
+from dcvae.scoring.family import FittedScore
+from dcvae.scoring.scores import MARGINAL
+from dcvae.training import History, TrainConfig
+
+if TYPE_CHECKING:
+    from dcvae.detector.estimator import AnomalyDetector
+
+_DETECTOR_KEYS = {"score", "contamination", "validation_fraction", "thresholds"}
+
+
+def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
+    model = det._fitted()
+    detector = {"score": det.anomaly_score, "contamination": det.contamination,
+                "validation_fraction": det.validation_fraction,
+                "thresholds": dict(det.thresholds_),
+                "score_fits": {mode: fit.to_dict() for mode, fit in det.score_fits_.items()}}
+    arrays = {f"validation_scores.{mode}": v
+              for mode, v in det.__dict__.get("validation_scores_", {}).items()}  # none: a 0.1 file
+    if "decision_scores_" in det.__dict__:
+        arrays.update(decision_scores=det.decision_scores_, labels=det.labels_)
+    return save_model(model, path, training=det.check_settings().training, history=det.history_,
+                      detector=detector, arrays=arrays)
+
+
+def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
+                  progress: bool) -> AnomalyDetector:
+    saved = load_model(path)
+    info = saved.detector or {}
+    # score_fits came later: a file without it holds a plain score, which needs no statistics
+    if not _DETECTOR_KEYS <= set(info) <= _DETECTOR_KEYS | {"score_fits"}:
+        raise ModelFileError(f"{path}: config.json field 'detector' must hold exactly "
+                             f"{sorted(_DETECTOR_KEYS | {'score_fits'})}; was this model saved by "
+                             "AnomalyDetector.save?")
+    thresholds = info["thresholds"]
+    if (not isinstance(thresholds, dict) or set(thresholds) != set(MODES)
+            or not all(_is_finite_number(v) for v in thresholds.values())):
+        raise ModelFileError(f"{path}: config.json field 'detector.thresholds' must map "
+                             f"{list(MODES)} to finite numbers")
+    for key in ("contamination", "validation_fraction"):
+        if not _is_finite_number(info[key]):
+            raise ModelFileError(f"{path}: config.json field 'detector.{key}' must be a number, "
+                                 f"got {info[key]!r}")
+    if not isinstance(info["score"], str):
+        raise ModelFileError(f"{path}: config.json field 'detector.score' must be a string")
+    model = saved.model
+    cfg = model.config
+    params = {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+              if f.name not in FROM_DATA and f.name not in ARCHITECTURE}
+    train = saved.training or TrainConfig()
+    det = cls(model.name, params=params or None, latent_dim=cfg.latent_dim, backbone=cfg.backbone,
+              hidden_dims=tuple(cfg.hidden_dims), likelihood=cfg.likelihood, progress=progress,
+              contamination=info["contamination"], validation_fraction=info["validation_fraction"],
+              anomaly_score=info["score"], **train.to_dict())
+    try:
+        plan = det.check_settings()
+    except ValueError as err:  # a value out of range, e.g. contamination 0.7
+        raise ModelFileError(f"{path}: config.json field 'detector': {err}") from None
+    fits = info.get("score_fits", {mode: {} for mode in MODES})
+    if not isinstance(fits, dict) or set(fits) != set(MODES):
+        raise ModelFileError(f"{path}: config.json field 'detector.score_fits' must map "
+                             f"{list(MODES)} to score statistics")
+    try:
+        det.score_fits_ = {mode: FittedScore.from_dict(plan.recipe, fits[mode]) for mode in MODES}
+    except ValueError as err:
+        raise ModelFileError(f"{path}: config.json field 'detector.score_fits': {err}") from None
+    det.model_, det.history_ = model, saved.history or History()
+    det.thresholds_ = {k: float(v) for k, v in thresholds.items()}
+    det.threshold_ = det.thresholds_[MARGINAL]
+    det.n_features_in_ = int(np.prod(cfg.input_shape))
+    scores = {mode: saved.arrays.get(f"validation_scores.{mode}") for mode in MODES}
+    if all(v is not None for v in scores.values()):  # files of dcvae 0.1 have none
+        det.validation_scores_ = {mode: np.asarray(v, dtype=np.float64) for mode, v in scores.items()}
+    if "decision_scores" in saved.arrays and "labels" in saved.arrays:
+        det.decision_scores_ = np.asarray(saved.arrays["decision_scores"], dtype=np.float64)
+        det.labels_ = np.asarray(saved.arrays["labels"], dtype=np.int64)
+    return det
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
