@@ -29,7 +29,7 @@ def encode_conditions(c: Any, n: int, *, name: str = "c") -> tuple[np.ndarray, t
     """Fit time: one condition per sample → (int64 indices, the ordered condition names)."""
     texts = condition_names_of(c, n, name=name)
     unique = set(texts)
-    numbers = {t: _number(t) for t in unique}
+    numbers = {t: finite_number(t) for t in unique}
     if all(v is not None for v in numbers.values()):
         names = tuple(sorted(unique, key=lambda t: (numbers[t], t)))
     else:
@@ -86,7 +86,8 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float | np.floating) and not math.isfinite(value))
 
 
-def _number(text: str) -> float | None:
+def finite_number(text: str) -> float | None:
+    """``text`` as a finite number, or None (a condition name, a CSV cell)."""
     try:
         value = float(text)
     except ValueError:

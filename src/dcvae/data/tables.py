@@ -9,7 +9,6 @@ through the API. Nothing is ever unpickled.
 from __future__ import annotations
 
 import csv
-import math
 import os
 import tokenize
 import zipfile
@@ -19,7 +18,7 @@ import numpy as np
 
 from .arrays import LabelledArray
 from .canonical import canonical_inputs
-from .conditions import encode_conditions
+from .conditions import encode_conditions, finite_number
 from .errors import DataFileError
 from .idx import read_npz_array
 
@@ -34,14 +33,6 @@ NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, M
 
 
 # --------------------------------------------------------------------------- arrays
-
-
-def _as_number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _split_column(
@@ -114,11 +105,11 @@ def _load_csv(
     if len(rows) > 1:
         second = rows[1][1]
         header = any(
-            _as_number(first[j]) is None and j < len(second) and _as_number(second[j]) is not None
+            finite_number(first[j]) is None and j < len(second) and finite_number(second[j]) is not None
             for j in cells
         )
     else:
-        header = any(_as_number(first[j]) is None for j in cells)
+        header = any(finite_number(first[j]) is None for j in cells)
     columns = [c.strip() for c in first] if header else [str(i) for i in range(len(first))]
     body = rows[1:] if header else rows
     if not body:
@@ -149,7 +140,7 @@ def _load_csv(
         if len(row) != ncol:
             raise ValueError(f"{path}: row {lineno} has {len(row)} columns, expected {ncol}")
         for c, j in enumerate(feature_cols):
-            value = _as_number(row[j])
+            value = finite_number(row[j])
             if value is None:
                 raise ValueError(
                     f"{path}: row {lineno}, column {columns[j]!r}: expected a finite number, "
