@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from dcvae.models import LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_clas
 from dcvae.scoring.family import BASE_SCORES, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
 from dcvae.scoring.scores import GIVEN, MARGINAL, SCORES
-from dcvae.scoring.threshold import calibrate, finite_scores
+from dcvae.scoring.threshold import CalibratedScore, calibrate, finite_scores
 from dcvae.training import TensorData, TrainConfig, Trainer
 
 #: The checks of ``sklearn.utils.estimator_checks.check_estimator`` this detector fails on purpose,
@@ -233,41 +234,23 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         trainer = Trainer(model, plan.training, progress=self.progress)
         history = trainer.fit(TensorData.from_numpy(x_fit, c_fit), TensorData.from_numpy(x_val, c_val),
                               checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
-        self.model_ = model.cpu() if plan.training.device == "cpu" else model
-        self.history_ = history
-        self.n_features_in_ = int(np.prod(x.shape[1:]))
-        self._calibrate(plan, x_val, c_val)
+        model = model.cpu() if plan.training.device == "cpu" else model
+        validation = _calibrate(model, plan, x_val, c_val)  # raises on non-finite validation scores
+        # every fitted attribute is set here, together, once training and calibration succeeded
         for name in ("decision_scores_", "labels_"):  # a refit without them must not keep old ones
             self.__dict__.pop(name, None)
+        self.model_, self.history_ = model, history
+        self.n_features_in_ = int(np.prod(x.shape[1:]))
+        self.validation_base_scores_ = validation.base_scores
+        self.score_fits_ = {mode: cal.fitted for mode, cal in validation.calibrated.items()}
+        self.validation_scores_ = {mode: cal.normal_scores for mode, cal in validation.calibrated.items()}
+        self.thresholds_ = {mode: cal.threshold for mode, cal in validation.calibrated.items()}
+        self.threshold_ = self.thresholds_[MARGINAL]
         if training_scores:
             given = cond if c is not None and model.conditional else None
             self.decision_scores_ = self._scores(x, given, _mode_key(given))
             self.labels_ = (self.decision_scores_ > self.thresholds_[_mode_key(given)]).astype(np.int64)
         return self
-
-    def _calibrate(self, plan: Plan, x_val: np.ndarray, c_val: np.ndarray) -> None:
-        """One pass over the normal validation carve gives both modes: under every condition,
-        the marginal score is the minimum and the given score the sample's own column."""
-        model = self.model_
-        bases = tuple(dict.fromkeys((*sorted(SCORES), *plan.recipe.bases)))
-        table = model_base_scores(model, x_val, None, bases, precision=plan.training.precision,
-                            batch_size=max(plan.training.batch_size, 1024), per_condition=True)
-        rows = np.arange(len(x_val))
-        own = c_val if model.conditional and table[bases[0]].shape[1] > 1 else np.zeros_like(c_val)
-        self.validation_base_scores_ = {
-            GIVEN: {b: v[rows, own] for b, v in table.items()},
-            MARGINAL: {b: v.min(axis=1) for b, v in table.items()},
-        }
-        try:
-            calibrated = {mode: calibrate(plan.recipe, self.validation_base_scores_[mode],
-                                          plan.detector.contamination) for mode in MODES}
-        except ValueError:  # non-finite validation scores: no half-fitted detector without thresholds
-            del self.model_
-            raise
-        self.score_fits_ = {mode: cal.fitted for mode, cal in calibrated.items()}
-        self.validation_scores_ = {mode: cal.normal_scores for mode, cal in calibrated.items()}
-        self.thresholds_ = {mode: cal.threshold for mode, cal in calibrated.items()}
-        self.threshold_ = self.thresholds_[MARGINAL]
 
     # ------------------------------------------------------------------------------ score
     def decision_function(self, X: Any, c: Any = None) -> np.ndarray:
@@ -386,6 +369,27 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def load(cls, path: str | os.PathLike[str], *, progress: bool = False) -> AnomalyDetector:
         """Read a directory written by ``save``; refuses files that do not match (never unpickles)."""
         return load_detector(cls, path, progress=progress)
+
+
+@dataclass(frozen=True)
+class _Validation:
+    base_scores: dict[str, dict[str, np.ndarray]]  # mode -> base score -> (n_val,)
+    calibrated: dict[str, CalibratedScore]  # mode -> the detector's score fitted and thresholded
+
+
+def _calibrate(model: VAE, plan: Plan, x_val: np.ndarray, c_val: np.ndarray) -> _Validation:
+    """One pass over the normal validation carve gives both modes: under every condition, the
+    marginal score is the minimum and the given score the sample's own column."""
+    bases = tuple(dict.fromkeys((*sorted(SCORES), *plan.recipe.bases)))
+    table = model_base_scores(model, x_val, None, bases, precision=plan.training.precision,
+                              batch_size=max(plan.training.batch_size, 1024), per_condition=True)
+    rows = np.arange(len(x_val))
+    own = c_val if model.conditional and table[bases[0]].shape[1] > 1 else np.zeros_like(c_val)
+    base = {GIVEN: {b: v[rows, own] for b, v in table.items()},
+            MARGINAL: {b: v.min(axis=1) for b, v in table.items()}}
+    calibrated = {mode: calibrate(plan.recipe, base[mode], plan.detector.contamination)
+                  for mode in MODES}
+    return _Validation(base, calibrated)
 
 
 def _mode_key(c: Any) -> str:
