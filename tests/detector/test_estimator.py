@@ -68,12 +68,16 @@ def test_save_load_gives_identical_scores_and_flags(fitted, digits, tmp_path):
     assert np.array_equal(loaded.predict(x), fitted.predict(x))
     assert np.array_equal(loaded.predict(x, c), fitted.predict(x, c))
     assert loaded.thresholds_ == fitted.thresholds_
-    assert (loaded.anomaly_score, loaded.contamination) == (fitted.anomaly_score, fitted.contamination)
+    assert (loaded.anomaly_score_, loaded.contamination) == (fitted.anomaly_score_, fitted.contamination)
+    assert fitted.anomaly_score is None and fitted.anomaly_score_ == "recon"  # the model's default
     # the loaded detector states the resolved settings (the model's defaults, the likelihood chosen)
     def settings(det):
-        return {k: v for k, v in det.get_params().items() if k not in ("params", "likelihood")}
+        resolved = ("params", "likelihood", "anomaly_score")
+        return {k: v for k, v in det.get_params().items() if k not in resolved}
+
     assert settings(loaded) == settings(fitted)
     assert loaded.params == {"beta": 1.0, "gamma": 0.0, "prior_components": 1}
+    assert loaded.anomaly_score == "recon"
     assert loaded.likelihood == fitted.model_.config.likelihood == "bernoulli"
     assert loaded.history_.to_dict() == fitted.history_.to_dict()
     for mode in ("given", "marginal"):

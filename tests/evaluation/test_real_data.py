@@ -4,21 +4,11 @@ Measured on 2 CPU cores (train_size 2,000, 2 epochs, seeds 0-2): VAE 0.976-0.980
 dCVAE 0.973-0.979. The floor leaves a margin of about 0.025 below the worst seed.
 """
 
-import os
-from pathlib import Path
 
 import pytest
+from real_data import mnist
 
-from dcvae.data import load_dataset
 from dcvae.evaluation.run import RunSpec, run_protocol
-
-
-def _mnist():
-    env = os.environ.get("DCVAE_DATA")
-    root = Path(env.split(os.pathsep)[0]) if env else Path(__file__).parents[3] / "shared" / "data"
-    if not (root / "mnist").is_dir():
-        pytest.skip(f"MNIST not found under {root} (set DCVAE_DATA to shared/data)")
-    return load_dataset("mnist", root, download=False)
 
 
 @pytest.mark.slow
@@ -26,6 +16,6 @@ def _mnist():
 def test_one_class_mnist_digit_0_reaches_the_measured_floor(model):
     spec = RunSpec(model, "mnist", "one-class", 0, 0, {"epochs": 2, "train_size": 2000, "patience": 0},
                    ("recon",))
-    result = run_protocol(spec, _mnist()).record
+    result = run_protocol(spec, mnist()).record
     assert result.auc > 0.95
     assert result.n_anomalies == 10_000 - 980  # every non-zero test digit is an anomaly

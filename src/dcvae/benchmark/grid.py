@@ -43,8 +43,9 @@ from dcvae.data import DATASETS
 from dcvae.detector import AnomalyDetector
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.run import RUN_SETTINGS, RunSpec
-from dcvae.models import MODELS
+from dcvae.models import all_models, model_class
 from dcvae.scoring import parse_score
+from dcvae.scoring.family import offered_scores
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -148,7 +149,8 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
                     checked.add(signature)
                 for k in classes:
                     for seed in seeds:
-                        spec = RunSpec(model, dataset, protocol, k, seed, settings, scores,
+                        spec = RunSpec(model, dataset, protocol, k, seed, settings,
+                                       scores_for(model, scores),
                                        save_model=save_models == "all"
                                        or (save_models == "first-seed" and seed == seeds[0]),
                                        save_scores=save_scores)
@@ -187,8 +189,15 @@ def _classes(value: Any, n: int, dataset: str, at: str) -> list[int]:
 
 
 def _check_model(model: str, at: str) -> None:
-    if model not in MODELS:
-        raise ConfigError(f"{at}: unknown model {model!r}; choose from {sorted(MODELS)}")
+    if model not in all_models():
+        raise ConfigError(f"{at}: unknown model {model!r}; choose from {sorted(all_models())}")
+
+
+def scores_for(model: str, scores: tuple[str, ...]) -> tuple[str, ...]:
+    """The grid's scores that ``model`` offers, or its own default score when it offers none of
+    them (a classical detector among VAEs: knn records ``distance``, pca keeps ``recon``)."""
+    offered = offered_scores(model_class(model))
+    return tuple(s for s in scores if set(parse_score(s).bases) <= set(offered)) or (offered[0],)
 
 
 def _no_unknown(d: dict[str, Any], known: set[str], at: str) -> None:

@@ -11,7 +11,7 @@ import click
 from dcvae.cli.main import main
 from dcvae.data import DATASETS
 from dcvae.evaluation.protocols import PROTOCOLS
-from dcvae.models import MODELS
+from dcvae.models import all_models
 from dcvae.scoring import BASE_SCORES
 
 
@@ -73,7 +73,7 @@ def report(directory: Path, benchmark_command: str | None, data_dir: Path | None
 @main.command(name="list")
 def list_() -> None:
     """The models, datasets, protocols and scores this version knows."""
-    for cls in MODELS.values():
+    for cls in all_models().values():
         click.echo(f"model     {cls.name:<12} {cls.describe()}")
     for name in sorted(DATASETS):
         click.echo(f"dataset   {name}")

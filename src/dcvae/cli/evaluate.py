@@ -16,6 +16,8 @@ from dcvae.data import DATASETS, load_dataset
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.provenance import hardware_summary
 from dcvae.evaluation.run import RunSpec, run_protocol
+from dcvae.models import model_class
+from dcvae.scoring.family import DEFAULT_SCORE, offered_scores
 
 
 @main.command()
@@ -34,7 +36,7 @@ from dcvae.evaluation.run import RunSpec, run_protocol
 def evaluate(**kw: Any) -> None:
     """Fit on a protocol's normal training data, score its test split, print the metrics."""
     model, seed, quiet = kw.pop("model"), kw.pop("seed"), kw.pop("quiet")
-    score = kw["anomaly_score"]
+    score = kw["anomaly_score"] or offered_scores(model_class(model))[0]
     settings = detector_settings(kw, only_given=True)
     settings.pop("anomaly_score", None)  # the run's score is its own field, as in a grid
     if kw["train_size"] is not None:
@@ -71,7 +73,7 @@ def evaluate(**kw: Any) -> None:
 @score_option
 def demo(epochs: int, batch_size: int, seed: int, anomaly_score: str) -> None:
     """Compare dCVAE with a VAE, leave-one-out on the bundled 8×8 digits (no download)."""
-    score = anomaly_score
+    score = anomaly_score or DEFAULT_SCORE
     data = load_dataset("digits")
     for message in data.notes:
         note(message)

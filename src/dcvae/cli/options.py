@@ -13,7 +13,7 @@ import numpy as np
 
 from dcvae.data import DATASETS, LabelledArray, load_array_file, load_image_folder
 from dcvae.detector import AnomalyDetector, default_settings
-from dcvae.models import LIKELIHOODS, MODELS
+from dcvae.models import LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
 from dcvae.scoring import parse_score
 from dcvae.training import PRECISIONS
@@ -43,7 +43,9 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _check_score(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _check_score(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:  # the model's own default score
+        return None
     try:
         return parse_score(value).name
     except ValueError as err:
@@ -51,17 +53,17 @@ def _check_score(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def score_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--score", "anomaly_score", default=DEFAULTS["anomaly_score"], show_default=True,
+    return click.option("--score", "anomaly_score", default=DEFAULTS["anomaly_score"],
                         callback=_check_score,
-                        help="Anomaly score: recon, elbo, kl, prior, ic-elbo; 'typical-' before one "
-                             "(e.g. typical-elbo); several joined by '+' (e.g. recon+kl). See "
-                             "`dcvae list`.")(f)
+                        help="Anomaly score: recon, elbo, kl, prior, ic-elbo (VAEs), distance (knn), ...; "
+                             "'typical-' before one (e.g. typical-elbo); several joined by '+' (e.g. "
+                             "recon+kl). Default: the model's own (recon for the VAEs). See `dcvae list`.")(f)
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--model", "model", type=click.Choice(sorted(MODELS)), default="dcvae",
-                     show_default=True, help="Which model to train."),
+        click.option("--model", "model", type=click.Choice(sorted(all_models())), default="dcvae",
+                     show_default=True, help="Which model to train: a VAE or a classical detector."),
         click.option("--backbone", type=click.Choice(sorted(BACKBONES)), default=DEFAULTS["backbone"],
                      show_default=True),
         click.option("--latent-dim", type=click.IntRange(min=1), default=DEFAULTS["latent_dim"],

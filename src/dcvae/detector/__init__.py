@@ -7,7 +7,12 @@
 """
 
 from dcvae.detector.config import MODES, DetectorConfig, default_settings
-from dcvae.detector.estimator import EXPECTED_FAILED_CHECKS, AnomalyDetector, NotFittedError
+from dcvae.detector.estimator import (
+    EXPECTED_FAILED_CHECKS,
+    AnomalyDetector,
+    NotFittedError,
+    expected_failed_checks,
+)
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "MODES", "AnomalyDetector", "DetectorConfig", "NotFittedError",
-           "default_settings"]
+           "default_settings", "expected_failed_checks"]

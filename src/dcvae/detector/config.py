@@ -7,16 +7,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from dcvae.classical import ClassicalModel
 from dcvae.config import ConfigError, StrictConfig
 from dcvae.models import LIKELIHOODS, VAE, VAEConfig
-from dcvae.scoring.family import DEFAULT_SCORE, ScoreRecipe, parse_score
+from dcvae.scoring.family import ScoreRecipe, parse_score
 from dcvae.scoring.scores import GIVEN, MARGINAL
 from dcvae.scoring.threshold import check_contamination
 from dcvae.training import TrainConfig
 
 MODES = (GIVEN, MARGINAL)
-#: Model settings read from the data in ``fit``, never passed by the user.
-FROM_DATA = ("input_shape", "condition_names", "likelihood")
+#: Model settings read from the data in ``fit`` (or, for ``seed``, from the training settings), never
+#: passed in ``params``.
+FROM_DATA = ("input_shape", "condition_names", "likelihood", "seed")
 #: Model settings that are the detector's own arguments rather than entries of ``params``.
 ARCHITECTURE = ("latent_dim", "backbone", "hidden_dims")
 TRAINING = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -29,20 +31,22 @@ class DetectorConfig(StrictConfig):
     contamination: expected anomaly fraction in [0, 0.5]; sets the threshold on the validation
         carve of the normal data (0 = the largest validation score).
     validation_fraction: share of the training data held out for early stopping and the threshold.
-    anomaly_score: a score name of ``dcvae.scoring.family`` (``"recon"``, ``"typical-elbo"``, ...).
+    anomaly_score: a score name of ``dcvae.scoring.family`` (``"recon"``, ``"typical-elbo"``, ...);
+        None: the model's own default (``recon`` for the VAEs, e.g. ``distance`` for ``knn``).
     likelihood: "auto" (Bernoulli for data in [0, 1], Gaussian on standardised features else),
         "bernoulli" or "gaussian".
     """
 
     contamination: float = 0.05
     validation_fraction: float = 0.1
-    anomaly_score: str = DEFAULT_SCORE
+    anomaly_score: str | None = None
     likelihood: str = "auto"
 
     def __post_init__(self) -> None:
         try:
             check_contamination(self.contamination)
-            parse_score(self.anomaly_score)
+            if self.anomaly_score is not None:
+                parse_score(self.anomaly_score)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         if not 0.0 < self.validation_fraction < 1.0:
@@ -62,12 +66,11 @@ def default_settings() -> dict[str, Any]:
     return out
 
 
-
 @dataclass(frozen=True)
 class Plan:
     """The detector's arguments, checked: what ``fit`` builds and trains."""
 
-    model_class: type[VAE]
+    model_class: type[VAE] | type[ClassicalModel]
     model_params: dict[str, Any]
     training: TrainConfig
     detector: DetectorConfig

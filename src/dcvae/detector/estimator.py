@@ -33,6 +33,7 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
+from dcvae.classical import ClassicalModel
 from dcvae.config import ConfigError
 from dcvae.data.canonical import canonical_inputs
 from dcvae.data.conditions import (
@@ -54,11 +55,11 @@ from dcvae.detector.config import (
 from dcvae.detector.files import load_detector, save_detector
 from dcvae.detector.probability import anomaly_probability, prediction_confidence
 from dcvae.models import LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_class
-from dcvae.scoring.family import BASE_SCORES, parse_score
+from dcvae.scoring.family import BASE_SCORES, CORRECTED, offered_scores, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
-from dcvae.scoring.scores import GIVEN, MARGINAL, SCORES
+from dcvae.scoring.scores import GIVEN, MARGINAL
 from dcvae.scoring.threshold import CalibratedScore, calibrate, finite_scores
-from dcvae.training import TensorData, TrainConfig, Trainer
+from dcvae.training import History, TensorData, TrainConfig, Trainer
 
 #: The checks of ``sklearn.utils.estimator_checks.check_estimator`` this detector fails on purpose,
 #: with the reason (pass as ``expected_failed_checks``); every other check passes.
@@ -70,6 +71,19 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
+
+
+def expected_failed_checks(estimator: AnomalyDetector) -> dict[str, str]:
+    """``EXPECTED_FAILED_CHECKS``, and for ``ecod`` the batch invariance its PyOD definition gives up
+    (the scored batch joins the training data in the empirical distributions); pass as
+    ``check_estimator(..., expected_failed_checks=expected_failed_checks(det))``."""
+    out = dict(EXPECTED_FAILED_CHECKS)
+    if estimator.model == "ecod":
+        out["check_methods_subset_invariance"] = ("ECOD scores a batch together with the training data, "
+                                                  "so a sample's score depends on the batch (PyOD's ECOD)")
+    return out
+
+
 class NotFittedError(_SklearnNotFittedError):
     """The detector was used before ``fit`` (or ``load``)."""
 
@@ -79,12 +93,15 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    model: a registered model name: vae, beta-vae, cvae, dcvae, factorvae, rfvae, beta-tcvae.
+    model: a registered model name: a VAE (vae, beta-vae, cvae, dcvae, factorvae, rfvae,
+        beta-tcvae) or a classical detector (knn, pca, pca-gauss, iforest, ecod; they ignore the
+        architecture, likelihood and training arguments but ``seed``).
     params: the model's own hyper-parameters, e.g. ``{"beta": 3.0, "gamma": 1.0}`` (see the model's
         config class; ``dcvae list``). In a grid search, ``params__beta`` sets one of them.
     latent_dim, backbone ("mlp" | "conv"), hidden_dims: the architecture (``VAEConfig``).
     likelihood, contamination, validation_fraction, anomaly_score: see ``DetectorConfig`` (the
-        score is named ``anomaly_score`` because scikit-learn reserves ``score`` for a method).
+        score is named ``anomaly_score`` because scikit-learn reserves ``score`` for a method;
+        None, the default, is the model's own default score).
     epochs, batch_size, lr, secondary_lr, seed, patience, device, precision ("fp32" | "bf16"):
         see ``TrainConfig``; the precision applies to training and scoring alike.
     progress: show a progress bar while training.
@@ -92,6 +109,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     Attributes (after ``fit``)
     --------------------------
     model_, history_: the trained model and its per-epoch losses.
+    anomaly_score_: the score the detector uses (``anomaly_score``, or the model's default).
     thresholds_: the calibrated threshold of each mode ("given", "marginal"); ``threshold_`` is the
         marginal one (the mode without conditions).
     validation_scores_: each mode's scores of the normal validation carve.
@@ -111,7 +129,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                  device: str = TrainConfig.device, precision: str = TrainConfig.precision,
                  contamination: float = DetectorConfig.contamination,
                  validation_fraction: float = DetectorConfig.validation_fraction,
-                 anomaly_score: str = DetectorConfig.anomaly_score, progress: bool = True) -> None:
+                 anomaly_score: str | None = DetectorConfig.anomaly_score, progress: bool = True) -> None:
         self.model = model
         self.params = params
         self.latent_dim = latent_dim
@@ -167,15 +185,23 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if unknown:
             raise ConfigError(f"unknown hyper-parameter(s) {unknown} for model {self.model!r}; it takes "
                               f"{sorted(fields - set(ARCHITECTURE) - set(FROM_DATA))}")
-        model_params = {"latent_dim": self.latent_dim, "backbone": self.backbone,
-                        "hidden_dims": _as_list(self.hidden_dims), **params}
+        # the architecture arguments apply to the models that have one (the VAEs)
+        architecture = {"latent_dim": self.latent_dim, "backbone": self.backbone,
+                        "hidden_dims": _as_list(self.hidden_dims)}
+        model_params = {**{k: v for k, v in architecture.items() if k in fields}, **params}
         cls.config_class.from_dict(model_params, where=self.model)  # types and ranges
         training = TrainConfig.from_dict({name: getattr(self, name) for name in TRAINING},
                                          where="training")
         detector = DetectorConfig.from_dict(
             {"contamination": self.contamination, "validation_fraction": self.validation_fraction,
              "anomaly_score": self.anomaly_score, "likelihood": self.likelihood}, where="detector")
-        return Plan(cls, model_params, training, detector, parse_score(detector.anomaly_score))
+        offered = offered_scores(cls)
+        recipe = parse_score(detector.anomaly_score or offered[0])
+        missing = [b for b in recipe.bases if b not in offered]
+        if missing:
+            raise ConfigError(f"score {recipe.name!r} needs {missing}, which model {self.model!r} does not "
+                              f"offer; its scores: {list(offered)}")
+        return Plan(cls, model_params, training, detector, recipe)
 
     # ------------------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any = None, c: Any = None, *,
@@ -219,33 +245,20 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 c_val = check_condition_indices(validation[1], len(x_val), len(names), name="validation c")
             else:
                 c_val = condition_indices(validation[1], len(x_val), names, name="validation c")
-        likelihood = plan.detector.likelihood
-        if likelihood == "auto":
-            likelihood = likelihood_for(x)
-        LIKELIHOODS[likelihood].check_inputs(x)
-        config = plan.model_class.config_class.from_dict(
-            {**plan.model_params, "input_shape": list(x.shape[1:]), "likelihood": likelihood,
-             "condition_names": list(names)}, where=self.model)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(plan.training.seed)
-            model = plan.model_class(config)
-        if model.likelihood.standardises_inputs:
-            model.fit_input_standardisation(torch.from_numpy(x_fit))
-        trainer = Trainer(model, plan.training, progress=self.progress)
-        history = trainer.fit(TensorData.from_numpy(x_fit, c_fit), TensorData.from_numpy(x_val, c_val),
-                              checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
-        model = model.cpu() if plan.training.device == "cpu" else model
-        validation = _calibrate(model, plan, x_val, c_val)  # raises on non-finite validation scores
+        model, history = _train(plan, x, names, (x_fit, c_fit), (x_val, c_val), progress=self.progress,
+                                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+        carve = _calibrate(model, plan, x_val, c_val)  # raises on non-finite validation scores
         # every fitted attribute is set here, together, once training and calibration succeeded
         for name in ("decision_scores_", "labels_"):  # a refit without them must not keep old ones
             self.__dict__.pop(name, None)
         self.model_, self.history_ = model, history
         self.n_features_in_ = int(np.prod(x.shape[1:]))
-        self.validation_base_scores_ = validation.base_scores
-        self.score_fits_ = {mode: cal.fitted for mode, cal in validation.calibrated.items()}
-        self.validation_scores_ = {mode: cal.normal_scores for mode, cal in validation.calibrated.items()}
-        self.thresholds_ = {mode: cal.threshold for mode, cal in validation.calibrated.items()}
+        self.validation_base_scores_ = carve.base_scores
+        self.score_fits_ = {mode: cal.fitted for mode, cal in carve.calibrated.items()}
+        self.validation_scores_ = {mode: cal.normal_scores for mode, cal in carve.calibrated.items()}
+        self.thresholds_ = {mode: cal.threshold for mode, cal in carve.calibrated.items()}
         self.threshold_ = self.thresholds_[MARGINAL]
+        self.anomaly_score_ = plan.recipe.name
         if training_scores:
             given = cond if c is not None and model.conditional else None
             self.decision_scores_ = self._scores(x, given, _mode_key(given))
@@ -277,7 +290,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _base_scores(self, x: np.ndarray, indices: np.ndarray | None,
                      bases: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-        wanted = parse_score(self.anomaly_score).bases if bases is None else bases
+        wanted = parse_score(self.anomaly_score_).bases if bases is None else bases
         unknown = sorted(set(wanted) - set(BASE_SCORES))
         if unknown:
             raise ValueError(f"unknown base score(s) {unknown}; choose from {list(BASE_SCORES)}")
@@ -341,7 +354,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True  # (n, H, W) images
         return tags
 
-    def _fitted(self) -> VAE:
+    def _fitted(self) -> VAE | ClassicalModel:
         if not self.__sklearn_is_fitted__():
             raise NotFittedError("this AnomalyDetector is not fitted yet: call fit() or load()")
         return self.model_
@@ -356,7 +369,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                                  f"{shape[0]} features as input (sample shape {x.shape[1:]}, trained "
                                  f"on {shape})")
             raise ValueError(f"X has sample shape {x.shape[1:]}, but the model was trained on {shape}")
-        model.likelihood.check_inputs(x)
+        model.check_inputs(x)
         return x
 
     # ------------------------------------------------------------------------------ files
@@ -377,10 +390,41 @@ class _Validation:
     calibrated: dict[str, CalibratedScore]  # mode -> the detector's score fitted and thresholded
 
 
-def _calibrate(model: VAE, plan: Plan, x_val: np.ndarray, c_val: np.ndarray) -> _Validation:
+def _train(plan: Plan, x: np.ndarray, names: tuple[str, ...], fit: tuple[np.ndarray, np.ndarray],
+           validation: tuple[np.ndarray, np.ndarray], *, progress: bool, checkpoint: Any,
+           checkpoint_every: int, resume: bool) -> tuple[VAE | ClassicalModel, History]:
+    """Build the model for the data and train it: a VAE by the trainer (seeded initialisation,
+    standardised inputs for a Gaussian likelihood, early stopping on the validation carve), a
+    classical detector by its own fit on the training part. The one place the two kinds differ."""
+    likelihood = plan.detector.likelihood
+    if likelihood == "auto":
+        likelihood = likelihood_for(x)
+    config = plan.model_class.config_for_data(plan.model_params, input_shape=x.shape[1:],
+                                              condition_names=names, likelihood=likelihood,
+                                              seed=plan.training.seed)
+    if issubclass(plan.model_class, ClassicalModel):
+        if checkpoint is not None or resume:
+            raise ValueError(f"{plan.model_class.name} is not trained in epochs: it takes no checkpoint")
+        return plan.model_class(config).fit(*fit), History()
+    LIKELIHOODS[likelihood].check_inputs(x)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(plan.training.seed)
+        model = plan.model_class(config)
+    if model.likelihood.standardises_inputs:
+        model.fit_input_standardisation(torch.from_numpy(fit[0]))
+    trainer = Trainer(model, plan.training, progress=progress)
+    history = trainer.fit(TensorData.from_numpy(*fit), TensorData.from_numpy(*validation),
+                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    return (model.cpu() if plan.training.device == "cpu" else model), history
+
+
+def _calibrate(model: VAE | ClassicalModel, plan: Plan, x_val: np.ndarray, c_val: np.ndarray
+               ) -> _Validation:
     """One pass over the normal validation carve gives both modes: under every condition, the
     marginal score is the minimum and the given score the sample's own column."""
-    bases = tuple(dict.fromkeys((*sorted(SCORES), *plan.recipe.bases)))
+    offered = offered_scores(model)
+    own = tuple(b for b in offered if b not in CORRECTED)  # the corrected ones cost a pass of their own
+    bases = tuple(dict.fromkeys((*sorted(own), *plan.recipe.bases)))
     table = model_base_scores(model, x_val, None, bases, precision=plan.training.precision,
                               batch_size=max(plan.training.batch_size, 1024), per_condition=True)
     rows = np.arange(len(x_val))

@@ -25,7 +25,7 @@ _DETECTOR_KEYS = {"score", "contamination", "validation_fraction", "thresholds"}
 
 def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
     model = det._fitted()
-    detector = {"score": det.anomaly_score, "contamination": det.contamination,
+    detector = {"score": det.anomaly_score_, "contamination": det.contamination,
                 "validation_fraction": det.validation_fraction,
                 "thresholds": dict(det.thresholds_),
                 "score_fits": {mode: fit.to_dict() for mode, fit in det.score_fits_.items()}}
@@ -62,10 +62,13 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
     params = {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
               if f.name not in FROM_DATA and f.name not in ARCHITECTURE}
     train = saved.training or TrainConfig()
-    det = cls(model.name, params=params or None, latent_dim=cfg.latent_dim, backbone=cfg.backbone,
-              hidden_dims=tuple(cfg.hidden_dims), likelihood=cfg.likelihood, progress=progress,
-              contamination=info["contamination"], validation_fraction=info["validation_fraction"],
-              anomaly_score=info["score"], **train.to_dict())
+    model_settings = {name: getattr(cfg, name) for name in (*ARCHITECTURE, "likelihood")
+                      if hasattr(cfg, name)}  # a classical detector has none of these
+    if "hidden_dims" in model_settings:
+        model_settings["hidden_dims"] = tuple(model_settings["hidden_dims"])
+    det = cls(model.name, params=params or None, progress=progress, contamination=info["contamination"],
+              validation_fraction=info["validation_fraction"], anomaly_score=info["score"],
+              **model_settings, **train.to_dict())
     try:
         plan = det.check_settings()
     except ValueError as err:  # a value out of range, e.g. contamination 0.7
@@ -79,6 +82,7 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
     except ValueError as err:
         raise ModelFileError(f"{path}: config.json field 'detector.score_fits': {err}") from None
     det.model_, det.history_ = model, saved.history or History()
+    det.anomaly_score_ = plan.recipe.name
     det.thresholds_ = {k: float(v) for k, v in thresholds.items()}
     det.threshold_ = det.thresholds_[MARGINAL]
     det.n_features_in_ = int(np.prod(cfg.input_shape))

@@ -185,7 +185,7 @@ def run_protocol(spec: RunSpec, data: DatasetSplits, *, out: Path | None = None,
     record.auc, record.average_precision, record.f1 = (headline.get(k) for k in
                                                        ("auc", "average_precision", "f1"))
     history = detector.history_
-    last = history.epochs[-1]
+    last = history.epochs[-1] if history.epochs else {"train": {}}  # a classical detector: no epochs
     record.epochs_run, record.best_epoch = len(history.epochs), history.best_epoch
     record.samples_per_second = len(split.train) * len(history.epochs) / max(record.train_seconds, 1e-9)
     record.final_terms = {**{f"train_{k}": v for k, v in last["train"].items()},

@@ -27,6 +27,7 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from dcvae import __version__
+from dcvae.classical import ClassicalModel
 from dcvae.config import ConfigError
 from dcvae.io.atomic import atomic_write, atomic_write_text
 from dcvae.models import VAE, model_class
@@ -45,7 +46,7 @@ class ModelFileError(ValueError):
 
 @dataclass
 class SavedModel:
-    model: VAE
+    model: VAE | ClassicalModel
     training: TrainConfig | None
     history: History | None
     detector: dict[str, Any] | None
@@ -53,7 +54,8 @@ class SavedModel:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def save_model(model: VAE, path: str | os.PathLike[str], *, training: TrainConfig | None = None,
+def save_model(model: VAE | ClassicalModel, path: str | os.PathLike[str], *,
+               training: TrainConfig | None = None,
                history: History | None = None, detector: dict[str, Any] | None = None,
                arrays: dict[str, np.ndarray] | None = None) -> Path:
     """Save ``model`` (and what produced it) as a model directory at ``path``."""
@@ -70,9 +72,13 @@ def save_model(model: VAE, path: str | os.PathLike[str], *, training: TrainConfi
         "history": None if history is None else history.to_dict(),
         "detector": detector,
     }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # weights first: a config.json only ever describes weights that are already complete
-    atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    if isinstance(model, ClassicalModel):  # its fitted data, as arrays
+        data = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_numpy(data, str(tmp)))
+    else:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
     if arrays:
         contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         atomic_write(path / ARRAYS_FILE, lambda tmp: save_numpy(contiguous, str(tmp)))
@@ -153,36 +159,19 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
         history = None if meta.get("history") is None else History.from_dict(meta["history"])
     except (ValueError, ConfigError) as err:
         raise ModelFileError(f"{path / CONFIG_FILE}: {err}") from None
-    with torch.device("meta"):  # shapes only: a config.json promising a huge model allocates nothing
-        skeleton = cls(config)
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ModelFileError(f"{path}: {WEIGHTS_FILE} not found")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelFileError(f"{weights_path} is not a valid safetensors file: {err}") from None
-    _, tensors = _migrate(version, meta["model"], None, tensors)
-    assert tensors is not None
-    expected = skeleton.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ModelFileError(
-            f"{weights_path} does not match config.json ({meta['model']}): "
-            f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}"
-        )
-    for name, value in tensors.items():
-        if value.shape != expected[name].shape or value.dtype != expected[name].dtype:
-            raise ModelFileError(
-                f"{weights_path}: tensor {name!r} has shape {tuple(value.shape)} {value.dtype}, but "
-                f"config.json implies {tuple(expected[name].shape)} {expected[name].dtype}"
-            )
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise ModelFileError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
-    model = cls(config)
-    model.load_state_dict(tensors)
-    model.to(torch.device(device)).eval()
+    if issubclass(cls, ClassicalModel):
+        try:
+            model: VAE | ClassicalModel = cls.from_state(config, load_numpy(str(weights_path)))
+        except (SafetensorError, OSError) as err:
+            raise ModelFileError(f"{weights_path} is not a valid safetensors file: {err}") from None
+        except ValueError as err:
+            raise ModelFileError(f"{weights_path} does not fit config.json ({meta['model']}): "
+                                 f"{err}") from None
+    else:
+        model = _load_vae(cls, config, weights_path, version, meta["model"], device)
     return SavedModel(model, training, history, meta.get("detector"), version, _read_arrays(path))
 
 
@@ -198,3 +187,36 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise ModelFileError(f"{arrays_path}: array {name!r} holds NaN or infinite values")
     return arrays
+
+
+def _load_vae(cls: type[VAE], config: Any, weights_path: Path, version: str, name: str,
+              device: str) -> VAE:
+    """A VAE from its weights, each checked against the shapes its config implies."""
+    with torch.device("meta"):  # shapes only: a config.json promising a huge model allocates nothing
+        skeleton = cls(config)
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(f"{weights_path} is not a valid safetensors file: {err}") from None
+    _, migrated = _migrate(version, name, None, tensors)
+    assert migrated is not None
+    expected = skeleton.state_dict()
+    missing = sorted(set(expected) - set(migrated))
+    unexpected = sorted(set(migrated) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{weights_path} does not match config.json ({name}): "
+            f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}"
+        )
+    for key, value in migrated.items():
+        if value.shape != expected[key].shape or value.dtype != expected[key].dtype:
+            raise ModelFileError(
+                f"{weights_path}: tensor {key!r} has shape {tuple(value.shape)} {value.dtype}, but "
+                f"config.json implies {tuple(expected[key].shape)} {expected[key].dtype}"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ModelFileError(f"{weights_path}: tensor {key!r} holds NaN or infinite values")
+    model = cls(config)
+    model.load_state_dict(migrated)
+    model.to(torch.device(device)).eval()
+    return model

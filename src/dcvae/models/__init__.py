@@ -11,12 +11,13 @@ from dcvae.models.likelihood import (
     Likelihood,
     likelihood_for,
 )
-from dcvae.models.registry import MODELS, build_model, model_class, register_model
+from dcvae.models.registry import MODELS, all_models, build_model, model_class, register_model
 from dcvae.models.vae import CVAE, BetaVAE, BetaVAEConfig
 
 __all__ = [
     "LIKELIHOODS", "MODELS", "VAE", "CVAE", "DCVAE", "RFVAE", "BetaTCVAE", "BetaVAE", "FactorVAE",
     "BernoulliLikelihood", "GaussianLikelihood", "Likelihood", "likelihood_for",
     "BetaTCVAEConfig", "BetaVAEConfig", "ConditionalPrior", "DCVAEConfig", "FactorVAEConfig",
-    "ModelOutput", "RFVAEConfig", "VAEConfig", "build_model", "model_class", "register_model",
+    "ModelOutput", "RFVAEConfig", "VAEConfig", "all_models", "build_model", "model_class",
+    "register_model",
 ]

@@ -9,8 +9,9 @@ to this interface.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -109,6 +110,18 @@ class VAE(nn.Module):
         # tabular data); saved with the weights so scoring always sees what training saw.
         self.register_buffer("input_shift", torch.zeros(config.input_shape))
         self.register_buffer("input_scale", torch.ones(config.input_shape))
+
+    @classmethod
+    def config_for_data(cls, params: dict[str, Any], *, input_shape: tuple[int, ...],
+                        condition_names: tuple[str, ...], likelihood: str, seed: int) -> VAEConfig:
+        """The config of a model of this class for the data at hand (what the detector builds)."""
+        return cls.config_class.from_dict({**params, "input_shape": list(input_shape),
+                                           "likelihood": likelihood,
+                                           "condition_names": list(condition_names)}, where=cls.name)
+
+    def check_inputs(self, x: np.ndarray, *, name: str = "X") -> None:
+        """Refuse canonical inputs the model cannot score (the likelihood's rule)."""
+        self.likelihood.check_inputs(x, name=name)
 
     # ----------------------------------------------------------------------------- the pieces
     def prepare(self, x: Tensor) -> Tensor:

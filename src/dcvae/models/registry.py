@@ -6,6 +6,7 @@ from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from dcvae.classical import ClassicalModel
     from dcvae.models.base import VAE
 
 M = TypeVar("M", bound="type[VAE]")
@@ -20,16 +21,29 @@ def register_model(cls: M) -> M:
     return cls
 
 
-def model_class(name: str) -> type[VAE]:
-    """The class registered as ``name``, or a ValueError listing the names that exist."""
-    if name not in MODELS:
-        hint = get_close_matches(name, MODELS, n=1)
+def all_models() -> dict[str, type[VAE] | type[ClassicalModel]]:
+    """Every model a detector takes by name: the VAEs, then the classical detectors."""
+    from dcvae.classical import CLASSICAL
+
+    return {**MODELS, **CLASSICAL}
+
+
+def model_class(name: str) -> type[VAE] | type[ClassicalModel]:
+    """The class registered as ``name`` (a VAE or a classical detector), or a ValueError listing
+    the names that exist."""
+    known = all_models()
+    if name not in known:
+        hint = get_close_matches(name, known, n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"unknown model {name!r}{suggestion}; choose one of {sorted(MODELS)}")
-    return MODELS[name]
+        raise ValueError(f"unknown model {name!r}{suggestion}; choose one of {sorted(known)}")
+    return known[name]
 
 
 def build_model(name: str, **config: Any) -> VAE:
     """Instantiate model ``name`` from keyword hyper-parameters, checked like a config file."""
-    cls = model_class(name)
+    if name not in MODELS:
+        model_class(name)  # the error names every model
+        raise ValueError(f"build_model builds VAEs; {name!r} is a classical detector: use "
+                         "AnomalyDetector(model=...)")
+    cls = MODELS[name]
     return cls(cls.config_class.from_dict(config, where=name))

@@ -11,6 +11,7 @@ import numpy as np
 
 from dcvae.data import DatasetSplits
 from dcvae.detector import AnomalyDetector
+from dcvae.models import MODELS
 from dcvae.report.context import (
     LEAVE_ONE_OUT,
     _Context,
@@ -85,8 +86,8 @@ def _saved(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finished records with a saved model; when several name one model directory (a grid with
     two settings for one model × class × seed overwrites it), the last to finish saved it."""
     latest: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r.get("status") == "ok" and r.get("model_dir"):
+    for r in records:  # the figures show VAEs: a classical detector has no latent space or decoder
+        if r.get("status") == "ok" and r.get("model_dir") and r.get("model") in MODELS:
             old = latest.get(r["model_dir"])
             if old is None or str(r.get("finished_at", "")) >= str(old.get("finished_at", "")):
                 latest[r["model_dir"]] = r

@@ -30,11 +30,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dcvae.classical import CLASSICAL, ClassicalModel
 from dcvae.models.base import VAE
 from dcvae.scoring.scores import SCORES, score_table
 
 CORRECTED = {"ic-elbo": "elbo"}  # complexity-corrected score -> the likelihood score it corrects
-BASE_SCORES = (*sorted(SCORES), *sorted(CORRECTED))
+#: Every base score a model of the library offers: the VAEs' (and the complexity-corrected one),
+#: then the classical detectors' own.
+BASE_SCORES = (*sorted(SCORES), *sorted(CORRECTED),
+               *dict.fromkeys(s for cls in CLASSICAL.values() for s in cls.scores if s not in SCORES))
 #: The detector's default: the reconstruction error of Eq. 17, chosen by issue 6's rule (dCVAE's
 #: best mean *validation* AUC on MNIST + Fashion-MNIST leave-one-out, every class) after 1 epoch and
 #: after 10 (benchmarks/results/score_study10.json). On 4 classes only, `recon+prior` led at 10
@@ -109,10 +113,23 @@ def input_complexity(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def base_scores(model: VAE, x: np.ndarray, c: np.ndarray | None, bases: tuple[str, ...],
+def offered_scores(model: type[VAE] | type[ClassicalModel] | VAE | ClassicalModel) -> tuple[str, ...]:
+    """The base scores a model (or model class) offers; the first is its default score."""
+    if isinstance(model, ClassicalModel) or (isinstance(model, type) and issubclass(model, ClassicalModel)):
+        return model.scores
+    return (DEFAULT_SCORE, *sorted(set(SCORES) - {DEFAULT_SCORE}), *sorted(CORRECTED))
+
+
+def base_scores(model: VAE | ClassicalModel, x: np.ndarray, c: np.ndarray | None, bases: tuple[str, ...],
                 **kwargs: Any) -> dict[str, np.ndarray]:
     """Each base score of ``x``, from one pass of the model (``kwargs`` go to ``score_table``;
     with ``per_condition=True`` a marginal-mode score is (n, K), one column per condition)."""
+    offered = offered_scores(model)
+    missing = [b for b in bases if b not in offered]
+    if missing:
+        raise ValueError(f"{model.name} offers the scores {list(offered)}, not {missing}")
+    if isinstance(model, ClassicalModel):
+        return model.score_table(x, c, scores=tuple(bases), **kwargs)
     needed = tuple(sorted({CORRECTED.get(b, b) for b in bases}))
     out = score_table(model, x, c, scores=needed, **kwargs)
     return with_corrected(out, x, bases)
