@@ -76,7 +76,8 @@ def test_save_load_gives_identical_scores_and_flags(fitted, digits, tmp_path):
         return {k: v for k, v in det.get_params().items() if k not in resolved}
 
     assert settings(loaded) == settings(fitted)
-    assert loaded.params == {"beta": 1.0, "gamma": 0.0, "prior_components": 1}
+    assert loaded.params == {"beta": 1.0, "gamma": 0.0, "prior_components": 1, "prior_means": "learned",
+                             "prior_radius": 3.0, "separation": 0.0, "encoder_condition": True}
     assert loaded.anomaly_score == "recon"
     assert loaded.likelihood == fitted.model_.config.likelihood == "bernoulli"
     assert loaded.history_.to_dict() == fitted.history_.to_dict()

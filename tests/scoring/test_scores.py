@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.stats import multivariate_normal
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from dcvae.models import build_model
 from dcvae.models.base import LOGVAR_RANGE
 from dcvae.scoring import SCORES, anomaly_scores, explain, score_table
+from dcvae.scoring.latent import fit_latent_gaussians
 
 CONDITIONS = ["a", "b", "c"]
 SHAPE = [1, 8, 8]
@@ -24,6 +26,8 @@ def _model(name="dcvae", seed=0, **kw):
         with torch.no_grad():
             model.conditional_prior.mean.copy_(torch.randn(len(kw["condition_names"]) or 1, 3))
             model.conditional_prior.logvar.copy_(torch.randn(len(kw["condition_names"]) or 1, 3))
+    x, c = _data(60, seed=9)  # the latent score's Gaussians, fitted to some "training" codes
+    model.latent_gaussians = fit_latent_gaussians(model, x, c)
     return model.eval()
 
 
@@ -49,12 +53,16 @@ def _by_hand(model, x_raw, c):
     else:
         prior = Normal(torch.zeros(3), torch.ones(3))
     kl = kl_divergence(Normal(mu[0], torch.exp(0.5 * logvar[0])), prior).sum()
+    g = model.latent_gaussians
+    k = c if model.conditional else 0
+    latent = -multivariate_normal(g.means[k].double().numpy(),
+                                  np.linalg.inv(g.precisions[k].double().numpy())).logpdf(mu[0].double().numpy())
     return {"recon": recon.item(), "elbo": (nll + kl).item(), "kl": kl.item(),
-            "prior": -prior.log_prob(mu[0]).sum().item()}
+            "prior": -prior.log_prob(mu[0]).sum().item(), "latent": float(latent)}
 
 
 @pytest.mark.parametrize("name", ["dcvae", "cvae", "vae"])
-@pytest.mark.parametrize("score", ["recon", "elbo", "kl", "prior"])
+@pytest.mark.parametrize("score", ["recon", "elbo", "kl", "prior", "latent"])
 def test_given_mode_scores_match_a_hand_computation(name, score):
     model = _model(name)
     x, c = _data()
@@ -225,7 +233,7 @@ def test_conditional_model_with_one_condition_needs_no_labels():
 
 def test_unknown_score_name_lists_the_scores():
     x, _ = _data(n=2)
-    message = r"unknown score 'mahalanobis'; choose one of \['elbo', 'kl', 'prior', 'recon'\]"
+    message = r"unknown score 'mahalanobis'; choose one of \['elbo', 'kl', 'latent', 'prior', 'recon'\]"
     with pytest.raises(ValueError, match=message):
         anomaly_scores(_model("vae"), x, score="mahalanobis")
 

@@ -57,6 +57,7 @@ from dcvae.detector.probability import anomaly_probability, prediction_confidenc
 from dcvae.models import LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_class
 from dcvae.scoring.family import BASE_SCORES, CORRECTED, offered_scores, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
+from dcvae.scoring.latent import fit_latent_gaussians
 from dcvae.scoring.scores import GIVEN, MARGINAL
 from dcvae.scoring.threshold import CalibratedScore, calibrate, finite_scores
 from dcvae.training import History, TensorData, TrainConfig, Trainer
@@ -415,7 +416,10 @@ def _train(plan: Plan, x: np.ndarray, names: tuple[str, ...], fit: tuple[np.ndar
     trainer = Trainer(model, plan.training, progress=progress)
     history = trainer.fit(TensorData.from_numpy(*fit), TensorData.from_numpy(*validation),
                           checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
-    return (model.cpu() if plan.training.device == "cpu" else model), history
+    model = model.cpu() if plan.training.device == "cpu" else model
+    model.latent_gaussians = fit_latent_gaussians(model, *fit, precision=plan.training.precision,
+                                                  batch_size=max(plan.training.batch_size, 1024))
+    return model, history
 
 
 def _calibrate(model: VAE | ClassicalModel, plan: Plan, x_val: np.ndarray, c_val: np.ndarray

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcvae.detector.config import ARCHITECTURE, FROM_DATA, MODES
-from dcvae.io.model_dir import ModelFileError, load_model, save_model
+from dcvae.io.model_dir import ARRAYS_FILE, ModelFileError, load_model, save_model
+from dcvae.models import VAE
 from dcvae.scoring.family import FittedScore
+from dcvae.scoring.latent import LatentGaussians
 from dcvae.scoring.scores import MARGINAL
 from dcvae.training import History, TrainConfig
 
@@ -33,6 +35,8 @@ def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
               for mode, v in det.__dict__.get("validation_scores_", {}).items()}  # none: a 0.1 file
     if "decision_scores_" in det.__dict__:
         arrays.update(decision_scores=det.decision_scores_, labels=det.labels_)
+    if getattr(model, "latent_gaussians", None) is not None:
+        arrays.update(model.latent_gaussians.to_arrays())
     return save_model(model, path, training=det.check_settings().training, history=det.history_,
                       detector=detector, arrays=arrays)
 
@@ -59,6 +63,12 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
         raise ModelFileError(f"{path}: config.json field 'detector.score' must be a string")
     model = saved.model
     cfg = model.config
+    if isinstance(model, VAE):
+        try:
+            model.latent_gaussians = LatentGaussians.from_arrays(saved.arrays, max(model.n_conditions, 1),
+                                                                 cfg.latent_dim)
+        except ValueError as err:
+            raise ModelFileError(f"{path}: {ARRAYS_FILE}: {err}") from None
     params = {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
               if f.name not in FROM_DATA and f.name not in ARCHITECTURE}
     train = saved.training or TrainConfig()

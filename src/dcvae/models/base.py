@@ -101,8 +101,10 @@ class VAE(nn.Module):
         # An unconditional model sees no condition; a conditional one on unconditioned data sees
         # one constant condition.
         self.n_conditions = max(1, len(config.condition_names)) if self.conditional else 0
+        self.encoder_conditions = self.n_conditions if self.encoder_sees_condition() else 0
         backbone = build_backbone(config.backbone, config.input_shape, self.n_conditions,
-                                  config.hidden_dims, config.latent_dim)
+                                  config.hidden_dims, config.latent_dim,
+                                  encoder_conditions=self.encoder_conditions)
         self.encoder = backbone.encoder
         self.decoder = backbone.decoder
         self.likelihood: Likelihood = build_likelihood(config.likelihood, config.input_shape)
@@ -110,6 +112,9 @@ class VAE(nn.Module):
         # tabular data); saved with the weights so scoring always sees what training saw.
         self.register_buffer("input_shift", torch.zeros(config.input_shape))
         self.register_buffer("input_scale", torch.ones(config.input_shape))
+        # Gaussians of the normal training codes per condition, fitted after training by the
+        # detector (dcvae.scoring.latent); not weights: saved with the detector's arrays.
+        self.latent_gaussians: Any = None
 
     @classmethod
     def config_for_data(cls, params: dict[str, Any], *, input_shape: tuple[int, ...],
@@ -155,9 +160,13 @@ class VAE(nn.Module):
                 )
         return F.one_hot(c.to(device), self.n_conditions).float()
 
+    def encoder_sees_condition(self) -> bool:
+        """Whether c enters the encoder (always, but for dCVAE's ``encoder_condition=False``)."""
+        return True
+
     def encode(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:
-        """q(z|x,c): mean and clamped log-variance, each (B, d)."""
-        return _posterior(self.encoder(x, c_onehot))
+        """q(z|x,c): mean and clamped log-variance, each (B, d). An encoder blind to c sees none."""
+        return _posterior(self.encoder(x, c_onehot[:, :self.encoder_conditions]))
 
     def encode_each(self, x: Tensor, c_onehot: Tensor) -> tuple[Tensor, Tensor]:
         """``encode`` for scoring: each of the B samples of ``x`` under R conditions, the rows of
@@ -169,6 +178,9 @@ class VAE(nn.Module):
         if (b == 0) != (rows == 0) or (b and rows % b):
             raise ValueError(f"{rows} condition rows for {b} samples: expected a whole multiple")
         repeats = rows // b if b else 1
+        if not self.encoder_conditions and self.n_conditions:  # c does not reach the encoder
+            mu, logvar = self.encode(x, x.new_zeros(b, 0))
+            return mu.repeat_interleave(repeats, dim=0), logvar.repeat_interleave(repeats, dim=0)
         if not isinstance(self.encoder, ConditionalEncoder):  # a user's encoder without the split
             return self.encode(x.repeat_interleave(repeats, dim=0), c_onehot)
         h = self.encoder.condition_free(x)

@@ -19,38 +19,82 @@ from dcvae.math import (
 from dcvae.models.base import VAE, VAEConfig, _check_positive
 from dcvae.models.registry import register_model
 
+PRIOR_MEANS = ("learned", "fixed")
+
 
 @dataclass(frozen=True)
 class DCVAEConfig(VAEConfig):
     """beta weighs sum_i KL(q(z_i|x,c) || r(z_i|c)); gamma weighs the optional TC(z|c).
 
+    The defaults are the SPEC's dCVAE (Eq. 16). The other settings are this library's options,
+    each studied against it (benchmarks/dcvae_prior10.toml):
+
     prior_components: Gaussians per condition and dimension in r(z_i|c). 1 is the SPEC's prior
-    (one learned mean and variance); more make r(z_i|c) a learned mixture, a richer prior that
-    keeps Eq. 16's per-dimension form.
+        (one learned mean and variance); more make r(z_i|c) a learned mixture, a richer prior that
+        keeps Eq. 16's per-dimension form.
+    prior_means: "learned" (the SPEC's), or "fixed": r(z|c) = N(m_c, I) with the means held apart
+        at ``prior_radius`` from the origin, one latent axis each (``fixed_prior_means``).
+    separation: with learned means, the weight of a hinge that pushes every two conditions' prior
+        means at least prior_radius·√2 apart (the distance of two fixed means).
+    encoder_condition: whether c enters the encoder; False leaves c to the prior and the decoder,
+        so the code of an image does not depend on the condition it is scored under.
     """
 
     beta: float = 1.0
     gamma: float = 0.0
     prior_components: int = 1
+    prior_means: str = "learned"
+    prior_radius: float = 3.0
+    separation: float = 0.0
+    encoder_condition: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_positive(self, "beta", "gamma")
+        _check_positive(self, "beta", "gamma", "separation")
         if self.prior_components < 1:
             raise ConfigError(f"prior_components must be >= 1, got {self.prior_components}")
+        if self.prior_means not in PRIOR_MEANS:
+            raise ConfigError(f"prior_means must be one of {list(PRIOR_MEANS)}, got {self.prior_means!r}")
+        if self.prior_radius <= 0:
+            raise ConfigError(f"prior_radius must be > 0, got {self.prior_radius}")
+        if self.prior_means == "fixed" and (self.prior_components != 1 or self.separation):
+            raise ConfigError("prior_means='fixed' is one Gaussian per condition at fixed means: it "
+                              "takes neither prior_components > 1 nor a separation term")
+
+
+def fixed_prior_means(n_conditions: int, latent_dim: int, radius: float) -> Tensor:
+    """(K, d) means at distance ``radius`` from the origin, held well apart: condition k on axis
+    ±e_k first (2·d conditions), then on the diagonals (e_i ± e_j)/√2, as many as needed."""
+    eye = torch.eye(latent_dim)
+    candidates = [eye, -eye]
+    pairs = [(i, j) for i in range(latent_dim) for j in range(i + 1, latent_dim)]
+    for sign in (1.0, -1.0):
+        for flip in (1.0, -1.0):
+            candidates.append(torch.stack([sign * (eye[i] + flip * eye[j]) / 2.0**0.5 for i, j in pairs])
+                              if pairs else eye[:0])
+    means = torch.cat(candidates)
+    if n_conditions > len(means):
+        raise ConfigError(f"prior_means='fixed' places at most {len(means)} conditions in a "
+                          f"{latent_dim}-dimensional latent space, not {n_conditions}: raise latent_dim")
+    return radius * means[:n_conditions]
 
 
 class ConditionalPrior(nn.Module):
-    """r(z_i|c) = N(m_ci, s²_ci): one learned mean and log-variance per condition and dimension.
+    """r(z_i|c) = N(m_ci, s²_ci): one learned mean and log-variance per condition and dimension,
+    or, with ``fixed_means``, the given means and unit variance, both held fixed (buffers).
 
     Both prior modules answer ``moments``, ``kl`` and ``log_density``, so DCVAE never asks which
     one it holds.
     """
 
-    def __init__(self, n_conditions: int, latent_dim: int) -> None:
+    def __init__(self, n_conditions: int, latent_dim: int, fixed_means: Tensor | None = None) -> None:
         super().__init__()
-        self.mean = nn.Parameter(torch.zeros(n_conditions, latent_dim))
-        self.logvar = nn.Parameter(torch.zeros(n_conditions, latent_dim))
+        if fixed_means is None:
+            self.mean = nn.Parameter(torch.zeros(n_conditions, latent_dim))
+            self.logvar = nn.Parameter(torch.zeros(n_conditions, latent_dim))
+        else:
+            self.register_buffer("mean", fixed_means.clone())
+            self.register_buffer("logvar", torch.zeros(n_conditions, latent_dim))
 
     def forward(self, c: Tensor | None) -> tuple[Tensor, Tensor]:
         """(B, d) mean and log-variance for conditions c (B,); condition 0 when c is None."""
@@ -117,11 +161,17 @@ class DCVAE(VAE):
 
     def __init__(self, config: DCVAEConfig) -> None:
         super().__init__(config)
-        if config.prior_components == 1:
+        if config.prior_means == "fixed":
+            means = fixed_prior_means(self.n_conditions, config.latent_dim, config.prior_radius)
+            self.conditional_prior: nn.Module = ConditionalPrior(self.n_conditions, config.latent_dim, means)
+        elif config.prior_components == 1:
             self.conditional_prior = ConditionalPrior(self.n_conditions, config.latent_dim)
         else:
             self.conditional_prior = MixtureConditionalPrior(
                 self.n_conditions, config.latent_dim, config.prior_components)
+
+    def encoder_sees_condition(self) -> bool:
+        return self.config.encoder_condition
 
     def prior(self, c: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of r(z|c); a mixture gives its moments (mean and total variance)."""
@@ -142,4 +192,19 @@ class DCVAE(VAE):
             tc = total_correlation(z, mu, logvar, groups=c)
             penalty = penalty + self.config.gamma * tc
             terms["tc"] = tc
+        if self.config.separation > 0 and self.n_conditions > 1:
+            gap = self.prior_separation()
+            penalty = penalty + self.config.separation * gap
+            terms["separation"] = gap
         return penalty, terms
+
+    def prior_separation(self) -> Tensor:
+        """Mean over condition pairs of max(0, prior_radius·√2 − ‖m_c − m_c'‖)²: zero once every two
+        learned prior means are as far apart as two fixed ones."""
+        means = self.conditional_prior.moments(None if self.n_conditions == 1 else
+                                                torch.arange(self.n_conditions,
+                                                             device=self.input_shift.device))[0]
+        distance = torch.cdist(means, means)
+        pairs = torch.triu_indices(self.n_conditions, self.n_conditions, offset=1, device=means.device)
+        margin = self.config.prior_radius * 2.0**0.5
+        return torch.relu(margin - distance[pairs[0], pairs[1]]).pow(2).mean()

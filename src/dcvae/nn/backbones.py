@@ -143,31 +143,34 @@ class ConvDecoder(nn.Module):
 
 
 def _mlp_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
-                  latent_dim: int) -> Backbone:
-    args = (input_shape, n_conditions, hidden, latent_dim)
-    return Backbone(MLPEncoder(*args), MLPDecoder(*args))
+                  latent_dim: int, encoder_conditions: int) -> Backbone:
+    return Backbone(MLPEncoder(input_shape, encoder_conditions, hidden, latent_dim),
+                    MLPDecoder(input_shape, n_conditions, hidden, latent_dim))
 
 
 def _conv_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
-                   latent_dim: int) -> Backbone:
+                   latent_dim: int, encoder_conditions: int) -> Backbone:
     if len(input_shape) != 3 or min(input_shape[1:]) < 4:
         raise ValueError(
             f"the conv backbone needs images of shape (C, H, W) with H, W >= 4; got input shape "
             f"{input_shape}: use backbone='mlp' for feature vectors"
         )
-    args = (input_shape, n_conditions, hidden, latent_dim)
-    return Backbone(ConvEncoder(*args), ConvDecoder(*args))
+    return Backbone(ConvEncoder(input_shape, encoder_conditions, hidden, latent_dim),
+                    ConvDecoder(input_shape, n_conditions, hidden, latent_dim))
 
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {"mlp": _mlp_backbone, "conv": _conv_backbone}
 
 
 def build_backbone(name: str, input_shape: tuple[int, ...], n_conditions: int,
-                   hidden: tuple[int, ...], latent_dim: int) -> Backbone:
-    """The encoder/decoder pair registered under ``name``."""
+                   hidden: tuple[int, ...], latent_dim: int, *, encoder_conditions: int | None = None
+                   ) -> Backbone:
+    """The encoder/decoder pair registered under ``name``; the decoder sees ``n_conditions``, the
+    encoder ``encoder_conditions`` (default the same; 0 for an encoder blind to c)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
-    return BACKBONES[name](input_shape, n_conditions, hidden, latent_dim)
+    enc = n_conditions if encoder_conditions is None else encoder_conditions
+    return BACKBONES[name](input_shape, n_conditions, hidden, latent_dim, enc)
 
 
 class Discriminator(nn.Module):

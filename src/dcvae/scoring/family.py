@@ -114,10 +114,14 @@ def input_complexity(x: np.ndarray) -> np.ndarray:
 
 
 def offered_scores(model: type[VAE] | type[ClassicalModel] | VAE | ClassicalModel) -> tuple[str, ...]:
-    """The base scores a model (or model class) offers; the first is its default score."""
+    """The base scores a model (or model class) offers; the first is its default score. A fitted
+    VAE offers ``latent`` only with the Gaussians of its training codes (not a model of 0.1)."""
     if isinstance(model, ClassicalModel) or (isinstance(model, type) and issubclass(model, ClassicalModel)):
         return model.scores
-    return (DEFAULT_SCORE, *sorted(set(SCORES) - {DEFAULT_SCORE}), *sorted(CORRECTED))
+    own = set(SCORES) - {DEFAULT_SCORE}
+    if isinstance(model, VAE) and getattr(model, "latent_gaussians", None) is None:
+        own -= {"latent"}
+    return (DEFAULT_SCORE, *sorted(own), *sorted(CORRECTED))
 
 
 def base_scores(model: VAE | ClassicalModel, x: np.ndarray, c: np.ndarray | None, bases: tuple[str, ...],

@@ -8,6 +8,8 @@
 - ``kl``: :func:`kl_to_prior`, the KL term alone, how far the posterior lies from the prior.
 - ``prior``: :func:`prior_surprise`, -log p(mu(x, c) | c), the prior's density at the posterior
   mean (r(z|c) for dCVAE): how atypical the code itself is under the condition.
+- ``latent``: :func:`latent_surprise`, -log N(mu(x, c); m_c, S_c) under Gaussians fitted to the
+  codes of the normal training data per condition (``dcvae.scoring.latent``).
 
 Conditional models score in one of two modes (:func:`condition_mode`): ``given`` when conditions
 are passed, ``marginal`` (the minimum over every training condition; no test label used) when
@@ -25,6 +27,7 @@ import torch
 from torch import Tensor
 
 from dcvae.models.base import VAE
+from dcvae.scoring.latent import latent_nll
 from dcvae.training.precision import autocast
 
 GIVEN, MARGINAL, UNCONDITIONAL = "given", "marginal", "unconditional"
@@ -89,8 +92,17 @@ def negative_elbo(model: VAE, post: Posterior) -> Tensor:
     return nll + kl_to_prior(model, post)
 
 
+def latent_surprise(model: VAE, post: Posterior) -> Tensor:
+    """-log N(mu(x, c); m_c, S_c), the Gaussians fitted to the normal training codes; (B,)."""
+    gaussians = getattr(model, "latent_gaussians", None)
+    if gaussians is None:
+        raise ValueError("the latent score needs the Gaussians of the training codes, which this model "
+                         "does not have (it was not fitted by AnomalyDetector, or by dcvae 0.1)")
+    return latent_nll(gaussians, post.mu, post.c if model.conditional else None)
+
+
 SCORES: dict[str, ScoreFn] = {"recon": reconstruction_error, "elbo": negative_elbo, "kl": kl_to_prior,
-                              "prior": prior_surprise}
+                              "prior": prior_surprise, "latent": latent_surprise}
 
 
 def check_score_name(score: str) -> None:
