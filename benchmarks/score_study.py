@@ -32,10 +32,12 @@ from dcvae.evaluation.run import validation_anomalies
 from dcvae.io.atomic import atomic_write_text
 from dcvae.scoring import fit_score, input_complexity, parse_score
 
-BASES = ("recon", "elbo", "kl", "prior", "ic-elbo")
+BASES = ("recon", "elbo", "kl", "prior", "latent", "ic-elbo")
 SCORES = (*BASES, *(f"typical-{b}" for b in BASES),
           "recon+kl", "recon+prior", "typical-elbo+kl", "typical-recon+typical-kl",
-          "ic-elbo+typical-elbo", "typical-ic-elbo+kl")
+          "ic-elbo+typical-elbo", "typical-ic-elbo+kl", "recon+latent", "prior+latent",
+          "recon+typical-latent")
+SAVED = ("recon", "elbo", "kl", "prior", "latent")  # the model's own base scores a run may save
 CHOOSING = ("mnist", "fmnist")
 PAPER = {"mnist": 88.31, "fmnist": 88.63, "emnist-byclass": 78.98, "kmnist": 61.02}
 
@@ -64,7 +66,8 @@ def run_scores(directory: Path, record: dict, complexity: Complexity) -> dict[st
                           validation_fraction=settings.get("validation_fraction", 0.1))
     held_out = validation_anomalies(data, spec)
     with np.load(directory / record["scores_file"], allow_pickle=False) as raw:
-        parts = {part: {b: raw[f"{part}_{b}"].astype(np.float64) for b in ("recon", "elbo", "kl", "prior")}
+        saved = [b for b in SAVED if f"test_{b}" in raw.files]
+        parts = {part: {b: raw[f"{part}_{b}"].astype(np.float64) for b in saved}
                  for part in ("test", "validation", "held_out")}
         labels = raw["test_labels"]
     for part, images in (("test", split.test.x), ("validation", split.validation.x),
@@ -73,6 +76,8 @@ def run_scores(directory: Path, record: dict, complexity: Complexity) -> dict[st
         parts[part]["ic-elbo"] = parts[part]["elbo"] - complexity(images)
     out = {}
     for name in SCORES:
+        if not set(parse_score(name).bases) <= set(parts["validation"]):
+            continue  # a base score this run did not record
         fitted = fit_score(parse_score(name), parts["validation"])  # normal validation data only
         test, normal, held = (fitted(parts[p]) for p in ("test", "validation", "held_out"))
         out[name] = {"auc": roc_auc(labels, test),

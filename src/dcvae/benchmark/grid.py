@@ -7,6 +7,8 @@ The file (see ``benchmarks/paper.toml``)::
                                         # is the headline
     save_models = "first-seed"          # "none" | "first-seed" | "all": detectors kept for the report
     save_scores = false                 # true: every run's per-sample scores in OUT/scores/KEY.npz
+    chosen_on = ["mnist", "fmnist"]     # optional: the datasets whose validation AUC chose the
+                                        # settings (the report says the others only test them)
 
     [defaults]                          # detector and training settings of every run
     epochs = 3
@@ -53,7 +55,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _TOP_KEYS = {"name", "description", "scores", "save_models", "save_scores", "defaults", "models",
-             "grid"}
+             "grid", "chosen_on"}
 _BLOCK_KEYS = {"datasets", "protocol", "classes", "seeds", "models", "settings"}
 _SAVE_MODES = ("none", "first-seed", "all")
 
@@ -66,6 +68,7 @@ class BenchmarkConfig:
     save_models: str
     runs: tuple[RunSpec, ...]
     source: str  # the TOML text, kept with the results
+    chosen_on: tuple[str, ...] = ()  # the datasets whose validation AUC chose the settings
 
     @property
     def datasets(self) -> list[str]:
@@ -92,6 +95,11 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
     _no_unknown(raw, _TOP_KEYS, where)
     name = _typed(raw.get("name", Path(where).stem), str, f"{where}: name")
     description = _typed(raw.get("description", ""), str, f"{where}: description")
+    chosen_on = tuple(_str_list(raw.get("chosen_on", []), f"{where}: chosen_on"))
+    unknown_sets = sorted(set(chosen_on) - set(DATASETS))
+    if unknown_sets:
+        raise ConfigError(f"{where}: chosen_on names unknown datasets {unknown_sets}; known: "
+                          f"{sorted(DATASETS)}")
     scores = tuple(_str_list(raw.get("scores", ["recon"]), f"{where}: scores"))
     if not scores:
         raise ConfigError(f"{where}: scores must name at least one score")
@@ -155,7 +163,7 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
                                        or (save_models == "first-seed" and seed == seeds[0]),
                                        save_scores=save_scores)
                         runs.setdefault(spec.key, spec)
-    return BenchmarkConfig(name, description, scores, save_models, tuple(runs.values()), text)
+    return BenchmarkConfig(name, description, scores, save_models, tuple(runs.values()), text, chosen_on)
 
 
 def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:

@@ -26,6 +26,7 @@ from dcvae.report.figure_runs import FigureRun, pick_figure_runs, pick_reconstru
 from dcvae.report.header import header_section
 from dcvae.report.honesty import honesty_section
 from dcvae.report.latent import latent_section, manifold_mosaics, manifold_section, relevant_dims
+from dcvae.report.paired import paired_section
 from dcvae.report.paper import PAPER_TABLE_I, PaperAnchor
 from dcvae.report.reconstructions import reconstruction_section
 from dcvae.report.runs import _expected_keys, runs_section
@@ -54,6 +55,7 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
     blocks: list[Block] = [
         *header_section(ctx, command),
         *table_one_section(ctx),
+        *paired_section(ctx),
         *score_choice_section(ctx),
         *one_class_section(ctx),
         *runs_section(ctx),

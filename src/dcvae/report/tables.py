@@ -7,11 +7,9 @@ from typing import Any
 import numpy as np
 
 from dcvae.report.context import (
-    DATASET_ORDER,
     LEAVE_ONE_OUT,
     _aucs,
     _Context,
-    _dataset_rank,
     _datasets,
     _label_order,
     _mean_std,
@@ -32,26 +30,34 @@ def table_one_section(ctx: _Context) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Table I, side by side (leave-one-out)")]
     if not loo:
         return [*blocks, Paragraph("No finished leave-one-out runs: nothing to set against Table I.")]
-    datasets = sorted({*DATASET_ORDER, *(r["dataset"] for r in loo)}, key=_dataset_rank)
+    datasets = _datasets(loo)
     models = sorted({*PAPER_TABLE_I, *(r["model"] for r in loo)}, key=_model_rank)
     header = ["Model"]
     for d in datasets:
         header += [f"{dataset_name(d)} ours", f"{dataset_name(d)} paper"]
-    rows = []
+    cells: list[tuple[str, str, list[list[float]]]] = []
     for model in models:
         labels = _label_order(ctx, [r for r in loo if r["model"] == model]) or [model_name(model)]
         for label in labels:
-            row = [label]
-            for d in datasets:
-                runs = [r for r in loo if r["model"] == model and r["dataset"] == d
-                        and ctx.labels[r["key"]] == label]
-                anchor = PAPER_TABLE_I.get(model, {}).get(d)
-                row += [_mean_std(_aucs(runs)), "—" if anchor is None else f"{anchor.auc:.2f}"]
-            rows.append(tuple(row))
+            cells.append((model, label, [_aucs(r for r in loo if r["model"] == model and r["dataset"] == d
+                                               and ctx.labels[r["key"]] == label) for d in datasets]))
+    best = [max((float(np.mean(a[i])) for _, _, a in cells if a[i]), default=None)
+            for i in range(len(datasets))]
+    rows = []
+    for model, label, per_dataset in cells:
+        row = [label]
+        for i, d in enumerate(datasets):
+            anchor = PAPER_TABLE_I.get(model, {}).get(d)
+            text = _mean_std(per_dataset[i])
+            if per_dataset[i] and float(np.mean(per_dataset[i])) == best[i]:
+                text = f"**{text}**"
+            row += [text, "—" if anchor is None else f"{anchor.auc:.2f}"]
+        rows.append(tuple(row))
     blocks.append(Table(tuple(header), tuple(rows),
-                        f"ROC-AUC × 100, headline score `{ctx.headline()}`, mean ± std (ddof 0) over "
-                        "held-out classes and seeds; paper = Table I of the paper (beta-TCVAE is not "
-                        "in it). Coverage and times below."))
+                        f"ROC-AUC × 100, each row's headline score (`{ctx.headline()}`), mean ± std (ddof 0) "
+                        "over held-out classes and seeds; **bold**: the best mean of each column; paper = "
+                        "Table I of the paper (beta-TCVAE and the classical rows are not in it). Coverage "
+                        "and times below; the paired comparison after them."))
     blocks.append(_coverage_table(ctx, loo))
     return blocks
 
