@@ -18,7 +18,6 @@ from dcvae.cli import main
 from dcvae.data import DataFileError
 from dcvae.detector import AnomalyDetector
 from dcvae.report import (
-    PAPER_TABLE_I,
     manifold_mosaics,
     pick_figure_runs,
     pick_reconstruction_runs,
