@@ -5,6 +5,8 @@ validation carve against the held-out class's *training* images. The test split 
 One setting per model across MNIST and Fashion-MNIST together (Table II's idea).
 
     python benchmarks/select_tuned.py benchmarks/results/tuning --write benchmarks/tuned.toml
+    python benchmarks/select_tuned.py benchmarks/results/classical_tuning --write benchmarks/epochs10.toml \
+        --block classical
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--write", type=Path, default=None, help="the tuned.toml to (re)write")
+    parser.add_argument("--block", default="selected",
+                        help="the name of the block to replace, between '# >>> NAME' and '# <<< NAME'")
     args = parser.parse_args()
     best, rows = select(args.directory)
     print(f"{'model':<11} {'val AUC':>8}  runs  settings")
@@ -59,9 +63,10 @@ def main() -> None:
     atomic_write_text(args.directory / "selection.json", json.dumps({"best": best, "all": rows}, indent=1))
     if args.write is not None:
         text = args.write.read_text(encoding="utf-8")
-        start = text.index("# >>> selected")
-        end = text.index("# <<< selected")
-        lines = ["# >>> selected by benchmarks/select_tuned.py (validation AUC; do not edit by hand)"]
+        start = text.index(f"# >>> {args.block}")
+        end = text.index(f"# <<< {args.block}")
+        lines = [f"# >>> {args.block} by benchmarks/select_tuned.py {args.directory.as_posix()} "
+                 "(validation AUC; do not edit by hand)"]
         for model in sorted(best):
             lines.append(f"[models.{model}]  # validation AUC {best[model]['validation_auc']:.4f}")
             for key, value in sorted(best[model]["settings"].items()):
