@@ -74,6 +74,9 @@ def test_first_seed_saves_models_of_the_first_seed_only():
     (_grid(defaults={"score": "elbo"}), "scores"),
     (_grid(defaults={"train_size": 1}), "train_size"),
     (_grid(models={"dcvae": {"betta": 3.0}}), "betta"),
+    (_grid(models={"dcvae": {"scores": ["recon", "recon"]}}), "twice"),
+    (_grid(models={"knn": {"scores": ["elbo"]}}), "elbo"),
+    (_grid(chosen_on=["cifar"]), "chosen_on"),
 ])
 def test_bad_configs_are_refused_naming_the_problem(raw, named):
     with pytest.raises(ConfigError) as err:
@@ -90,3 +93,18 @@ def test_config_file_errors(tmp_path: Path):
         load_config(bad, class_count=ten)
 
 
+
+
+def test_each_model_records_the_scores_it_offers_or_its_own():
+    raw = {"scores": ["recon", "elbo"], "chosen_on": ["digits"],
+           "models": {"dcvae-prior": {"scores": ["recon+latent", "recon"]}},
+           "grid": [{"datasets": ["digits"], "models": ["vae", "pca", "knn", "dcvae-prior"], "seeds": [0],
+                     "classes": [0]}]}
+    config = parse_config(raw, class_count=ten)
+    scores = {spec.model: spec.scores for spec in config.runs}
+    assert scores == {"vae": ("recon", "elbo"),  # the grid's
+                      "pca": ("recon",),  # the grid's that it offers
+                      "knn": ("distance",),  # none offered: its own
+                      "dcvae-prior": ("recon+latent", "recon")}  # its section's
+    assert config.chosen_on == ("digits",)
+    assert all("scores" not in spec.settings for spec in config.runs)

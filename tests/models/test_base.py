@@ -7,10 +7,12 @@ from dcvae.config import ConfigError
 from dcvae.models import MODELS, build_model, model_class
 
 PAPER_MODELS = ["vae", "beta-vae", "cvae", "dcvae", "factorvae", "rfvae", "beta-tcvae"]
+# Our own variants, beyond the paper's seven.
+OWN_MODELS = ["dcvae-prior"]
 
 
 def test_registry_holds_every_model_of_the_paper():
-    assert sorted(MODELS) == sorted(PAPER_MODELS)
+    assert sorted(MODELS) == sorted(PAPER_MODELS + OWN_MODELS)
 
 
 def test_unknown_model_name_is_refused_with_a_suggestion():

@@ -76,3 +76,16 @@ def test_fixed_means_need_room_in_the_latent_space():
     with pytest.raises(ConfigError, match="at most 8 conditions in a 2-dimensional latent space"):
         build_model("dcvae", input_shape=SHAPE, hidden_dims=[8], latent_dim=2, prior_means="fixed",
                     condition_names=[str(i) for i in range(9)])
+
+
+def test_dcvae_prior_is_eq_16_with_the_options_its_study_chose():
+    from dcvae.models import DCVAE, model_class
+    from dcvae.scoring.family import default_score
+
+    cls = model_class("dcvae-prior")
+    assert issubclass(cls, DCVAE) and cls.regularizer is DCVAE.regularizer  # the same objective
+    config = cls.config_class()
+    assert (config.prior_means, config.beta, config.encoder_condition) == ("fixed", 1.0, True)
+    assert default_score(cls) == "recon+latent" and default_score(model_class("dcvae")) == "recon"
+    spec = model_class("dcvae").config_class()
+    assert (spec.prior_means, spec.beta) == ("learned", 1.0)  # the SPEC's dCVAE keeps its name

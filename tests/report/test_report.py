@@ -411,3 +411,17 @@ def test_missing_or_corrupt_saved_models_are_named_and_left_out(results_2d, tmp_
     assert f"dCVAE: the saved model `{corrupt}` did not load" in markdown
     names = {p.name for p in (copy / "figures").glob("manifold-*.png")}
     assert names == {"manifold-digits-vae.png"}
+
+
+def test_the_paired_comparison_counts_the_runs_both_rows_have(results_2d):
+    out, paths = results_2d
+    markdown = paths["markdown"].read_text()
+    records = [r for r in ResultStore(out).records() if r["protocol"] == "leave-one-out"]
+    rows = {row["Other row"]: row["digits"] for row in _table_after(markdown, "### Paired comparison")}
+    assert set(rows) == {"VAE", "CVAE"}
+    auc = {(r["model"], r["class"], r["seed"]): r["auc"] for r in records}
+    for other, name in (("vae", "VAE"), ("cvae", "CVAE")):
+        diffs = np.array([auc[("dcvae", k, s)] - auc[(other, k, s)] for k in (0, 1) for s in (0, 1)])
+        wins, losses = int(np.sum(diffs >= 1e-3)), int(np.sum(diffs <= -1e-3))
+        # 4 pairs: too few for the signed-rank test
+        assert rows[name] == f"{100 * diffs.mean():+.2f}, {wins}/{4 - wins - losses}/{losses}, p —"

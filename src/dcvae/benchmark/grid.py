@@ -16,7 +16,9 @@ The file (see ``benchmarks/paper.toml``)::
     lr = 1e-5
 
     [models.dcvae]                      # one model's own settings (hyper-parameters, or training
-    beta = 3.0                          # settings that differ for it); they win over [defaults]
+    beta = 3.0                          # settings that differ for it); they win over [defaults];
+    scores = ["recon", "elbo"]          # optional: its own scores (default: the top-level scores
+                                        # it offers, or its own default score)
 
     [[grid]]                            # any number of blocks; the runs are their union
     datasets = ["mnist", "fmnist"]
@@ -100,24 +102,25 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
     if unknown_sets:
         raise ConfigError(f"{where}: chosen_on names unknown datasets {unknown_sets}; known: "
                           f"{sorted(DATASETS)}")
-    scores = tuple(_str_list(raw.get("scores", ["recon"]), f"{where}: scores"))
-    if not scores:
-        raise ConfigError(f"{where}: scores must name at least one score")
-    try:
-        scores = tuple(parse_score(score).name for score in scores)
-    except ValueError as err:
-        raise ConfigError(f"{where}: scores: {err}") from None
-    if len(set(scores)) != len(scores):
-        raise ConfigError(f"{where}: scores lists a score twice: {list(scores)}")
+    scores = _score_list(raw.get("scores", ["recon"]), f"{where}: scores")
     save_models = raw.get("save_models", "none")
     if save_models not in _SAVE_MODES:
         raise ConfigError(f"{where}: save_models must be one of {list(_SAVE_MODES)}, got {save_models!r}")
     save_scores = _typed(raw.get("save_scores", False), bool, f"{where}: save_scores")
     defaults = _typed(raw.get("defaults", {}), dict, f"{where}: [defaults]")
-    per_model = _typed(raw.get("models", {}), dict, f"{where}: [models]")
+    per_model = dict(_typed(raw.get("models", {}), dict, f"{where}: [models]"))
+    model_scores: dict[str, tuple[str, ...]] = {}  # a model section's own `scores`, if it has one
     for model, section in per_model.items():
         _check_model(model, f"{where}: [models.{model}]")
-        _typed(section, dict, f"{where}: [models.{model}]")
+        section = dict(_typed(section, dict, f"{where}: [models.{model}]"))
+        if "scores" in section:
+            at = f"{where}: [models.{model}] scores"
+            model_scores[model] = _score_list(section.pop("scores"), at)
+            offered = offered_scores(model_class(model))
+            missing = sorted({b for s in model_scores[model] for b in parse_score(s).bases} - set(offered))
+            if missing:
+                raise ConfigError(f"{at}: {model} does not offer {missing}; its scores: {list(offered)}")
+        per_model[model] = section
         _check_settings(model, {**defaults, **section}, f"{where}: [models.{model}]")  # even if unused
     blocks = raw.get("grid")
     if not isinstance(blocks, list) or not blocks:
@@ -158,7 +161,7 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
                 for k in classes:
                     for seed in seeds:
                         spec = RunSpec(model, dataset, protocol, k, seed, settings,
-                                       scores_for(model, scores),
+                                       model_scores.get(model) or scores_for(model, scores),
                                        save_model=save_models == "all"
                                        or (save_models == "first-seed" and seed == seeds[0]),
                                        save_scores=save_scores)
@@ -182,6 +185,19 @@ def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:
         AnomalyDetector.from_settings(model, detector_settings).check_settings()
     except (ConfigError, ValueError, TypeError) as err:
         raise ConfigError(f"{at}: settings for model {model!r}: {err}") from None
+
+
+def _score_list(value: Any, at: str) -> tuple[str, ...]:
+    scores = tuple(_str_list(value, at))
+    if not scores:
+        raise ConfigError(f"{at} must name at least one score")
+    try:
+        scores = tuple(parse_score(score).name for score in scores)
+    except ValueError as err:
+        raise ConfigError(f"{at}: {err}") from None
+    if len(set(scores)) != len(scores):
+        raise ConfigError(f"{at} lists a score twice: {list(scores)}")
+    return scores
 
 
 def _classes(value: Any, n: int, dataset: str, at: str) -> list[int]:

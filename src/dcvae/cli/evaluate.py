@@ -17,7 +17,7 @@ from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.provenance import hardware_summary
 from dcvae.evaluation.run import RunSpec, run_protocol
 from dcvae.models import model_class
-from dcvae.scoring.family import DEFAULT_SCORE, offered_scores
+from dcvae.scoring.family import DEFAULT_SCORE, default_score
 
 
 @main.command()
@@ -36,7 +36,7 @@ from dcvae.scoring.family import DEFAULT_SCORE, offered_scores
 def evaluate(**kw: Any) -> None:
     """Fit on a protocol's normal training data, score its test split, print the metrics."""
     model, seed, quiet = kw.pop("model"), kw.pop("seed"), kw.pop("quiet")
-    score = kw["anomaly_score"] or offered_scores(model_class(model))[0]
+    score = kw["anomaly_score"] or default_score(model_class(model))
     settings = detector_settings(kw, only_given=True)
     settings.pop("anomaly_score", None)  # the run's score is its own field, as in a grid
     if kw["train_size"] is not None:

@@ -55,7 +55,7 @@ from dcvae.detector.config import (
 from dcvae.detector.files import load_detector, save_detector
 from dcvae.detector.probability import anomaly_probability, prediction_confidence
 from dcvae.models import LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_class
-from dcvae.scoring.family import BASE_SCORES, CORRECTED, offered_scores, parse_score
+from dcvae.scoring.family import BASE_SCORES, CORRECTED, default_score, offered_scores, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
 from dcvae.scoring.latent import fit_latent_gaussians
 from dcvae.scoring.scores import GIVEN, MARGINAL
@@ -197,7 +197,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             {"contamination": self.contamination, "validation_fraction": self.validation_fraction,
              "anomaly_score": self.anomaly_score, "likelihood": self.likelihood}, where="detector")
         offered = offered_scores(cls)
-        recipe = parse_score(detector.anomaly_score or offered[0])
+        recipe = parse_score(detector.anomaly_score or default_score(cls))
         missing = [b for b in recipe.bases if b not in offered]
         if missing:
             raise ConfigError(f"score {recipe.name!r} needs {missing}, which model {self.model!r} does not "

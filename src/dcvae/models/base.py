@@ -92,6 +92,8 @@ class VAE(nn.Module):
     name: ClassVar[str] = "vae"
     config_class: ClassVar[type[VAEConfig]] = VAEConfig
     conditional: ClassVar[bool] = False
+    #: The anomaly score a detector uses when none is asked for (dcvae.scoring.family's names).
+    default_score: ClassVar[str] = "recon"
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()

@@ -124,6 +124,13 @@ def offered_scores(model: type[VAE] | type[ClassicalModel] | VAE | ClassicalMode
     return (DEFAULT_SCORE, *sorted(own), *sorted(CORRECTED))
 
 
+def default_score(model: type[VAE] | type[ClassicalModel] | VAE | ClassicalModel) -> str:
+    """The score a detector of this model uses when none is asked for."""
+    if isinstance(model, ClassicalModel) or (isinstance(model, type) and issubclass(model, ClassicalModel)):
+        return model.scores[0]
+    return model.default_score
+
+
 def base_scores(model: VAE | ClassicalModel, x: np.ndarray, c: np.ndarray | None, bases: tuple[str, ...],
                 **kwargs: Any) -> dict[str, np.ndarray]:
     """Each base score of ``x``, from one pass of the model (``kwargs`` go to ``score_table``;
