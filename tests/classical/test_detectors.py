@@ -57,17 +57,10 @@ def test_pca_gauss_takes_the_minimum_nll_over_the_conditions(digits):
     np.testing.assert_allclose(per_condition[:, 4], nll, rtol=1e-6)
 
 
-def test_the_latent_gaussians_see_the_normal_training_data_only(digits, monkeypatch):
+def test_the_latent_gaussians_see_the_normal_training_data_only(digits, ledoit_wolf_fits):
     """A spy on the Gaussians' fit: only the training part of the normal data reaches it — no
     validation sample, no test sample."""
-    seen = []
-    real = LedoitWolf.fit
-
-    def spy(self, X, y=None):
-        seen.append(np.asarray(X).copy())
-        return real(self, X)
-
-    monkeypatch.setattr(LedoitWolf, "fit", spy)
+    seen = ledoit_wolf_fits
     normal = digits.train.y != 3
     x, c = digits.train.x[normal], digits.train.y[normal]
     det = AnomalyDetector("pca-gauss", params={"n_components": 4}, progress=False).fit(x, c=c)

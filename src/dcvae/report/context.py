@@ -35,9 +35,9 @@ else:  # pragma: no cover
 
 MODEL_ORDER = ("dcvae-prior", "dcvae", "vae", "cvae", "factorvae", "beta-vae", "rfvae", "beta-tcvae",
                "knn", "pca", "pca-gauss", "iforest", "ecod")
-MODEL_NAMES = {"dcvae-prior": "dCVAE-prior", "dcvae": "dCVAE", "vae": "VAE", "cvae": "CVAE", "factorvae": "FactorVAE",
-               "beta-vae": "beta-VAE", "rfvae": "RFVAE", "beta-tcvae": "beta-TCVAE", "knn": "kNN",
-               "pca": "PCA", "pca-gauss": "PCA-Gauss", "iforest": "IForest", "ecod": "ECOD"}
+MODEL_NAMES = {"dcvae-prior": "dCVAE-prior", "dcvae": "dCVAE", "vae": "VAE", "cvae": "CVAE",
+               "factorvae": "FactorVAE", "beta-vae": "beta-VAE", "rfvae": "RFVAE", "beta-tcvae": "beta-TCVAE",
+               "knn": "kNN", "pca": "PCA", "pca-gauss": "PCA-Gauss", "iforest": "IForest", "ecod": "ECOD"}
 DATASET_ORDER = ("mnist", "fmnist", "emnist-byclass", "kmnist")
 DATASET_NAMES = {"mnist": "MNIST", "fmnist": "FMNIST", "emnist-byclass": "EMNIST ByClass",
                  "kmnist": "KMNIST"}
