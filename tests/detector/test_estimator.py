@@ -218,11 +218,11 @@ def test_scoring_another_shape_than_the_trained_one_is_refused(fitted):
     ({"validation_fraction": 1.0}, ValueError, r"validation_fraction must be in \(0, 1\)"),
     ({"epochs": 0}, ValueError, "epochs must be >= 1"),
     ({"lr": "fast"}, ConfigError, "training.lr: expected a number, got str 'fast'"),
-    ({"latent_dim": "16"}, ConfigError, "dcvae.latent_dim: expected an integer, got str '16'"),
+    ({"latent_dim": "16"}, ConfigError, "dcvae-prior.latent_dim: expected an integer, got str '16'"),
     ({"latent_dim": 0}, ConfigError, "latent_dim must be >= 1"),
     ({"backbone": "transformer"}, ConfigError, "backbone must be one of"),
     ({"params": {"beta": -1.0}}, ConfigError, "beta must be >= 0"),
-    ({"params": {"beta": float("nan")}}, ConfigError, "dcvae.beta: expected a finite number"),
+    ({"params": {"beta": float("nan")}}, ConfigError, "dcvae-prior.beta: expected a finite number"),
 ])
 def test_bad_settings_are_refused_by_fit_before_any_training(kwargs, error, message, digits):
     det = AnomalyDetector(**kwargs)  # scikit-learn's rule: the constructor only stores

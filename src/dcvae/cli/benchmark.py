@@ -11,7 +11,7 @@ import click
 from dcvae.cli.main import main
 from dcvae.data import DATASETS
 from dcvae.evaluation.protocols import PROTOCOLS
-from dcvae.models import all_models
+from dcvae.models import DEFAULT_MODEL, all_models
 from dcvae.scoring import BASE_SCORES
 
 
@@ -74,7 +74,8 @@ def report(directory: Path, benchmark_command: str | None, data_dir: Path | None
 def list_() -> None:
     """The models, datasets, protocols and scores this version knows."""
     for cls in all_models().values():
-        click.echo(f"model     {cls.name:<12} {cls.describe()}")
+        default = " (the default)" if cls.name == DEFAULT_MODEL else ""
+        click.echo(f"model     {cls.name:<12} {cls.describe()}{default}")
     for name in sorted(DATASETS):
         click.echo(f"dataset   {name}")
     for name in sorted(PROTOCOLS):

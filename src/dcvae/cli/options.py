@@ -13,7 +13,7 @@ import numpy as np
 
 from dcvae.data import DATASETS, LabelledArray, load_array_file, load_image_folder
 from dcvae.detector import AnomalyDetector, default_settings
-from dcvae.models import LIKELIHOODS, all_models
+from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
 from dcvae.scoring import parse_score
 from dcvae.training import PRECISIONS
@@ -62,7 +62,7 @@ def score_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--model", "model", type=click.Choice(sorted(all_models())), default="dcvae",
+        click.option("--model", "model", type=click.Choice(sorted(all_models())), default=DEFAULT_MODEL,
                      show_default=True, help="Which model to train: a VAE or a classical detector."),
         click.option("--backbone", type=click.Choice(sorted(BACKBONES)), default=DEFAULTS["backbone"],
                      show_default=True),

@@ -54,7 +54,7 @@ from dcvae.detector.config import (
 )
 from dcvae.detector.files import load_detector, save_detector
 from dcvae.detector.probability import anomaly_probability, prediction_confidence
-from dcvae.models import LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_class
+from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_class
 from dcvae.scoring.family import BASE_SCORES, CORRECTED, default_score, offered_scores, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
 from dcvae.scoring.latent import fit_latent_gaussians
@@ -94,9 +94,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    model: a registered model name: a VAE (vae, beta-vae, cvae, dcvae, factorvae, rfvae,
-        beta-tcvae) or a classical detector (knn, pca, pca-gauss, iforest, ecod; they ignore the
-        architecture, likelihood and training arguments but ``seed``).
+    model: a registered model name: a VAE (vae, beta-vae, cvae, dcvae, dcvae-prior, factorvae,
+        rfvae, beta-tcvae) or a classical detector (knn, pca, pca-gauss, iforest, ecod; they ignore
+        the architecture, likelihood and training arguments but ``seed``). Default
+        ``dcvae.models.DEFAULT_MODEL`` (dcvae-prior); ``"dcvae"`` is the SPEC's dCVAE.
     params: the model's own hyper-parameters, e.g. ``{"beta": 3.0, "gamma": 1.0}`` (see the model's
         config class; ``dcvae list``). In a grid search, ``params__beta`` sets one of them.
     latent_dim, backbone ("mlp" | "conv"), hidden_dims: the architecture (``VAEConfig``).
@@ -120,7 +121,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     n_features_in_: the number of features (pixels × channels for images).
     """
 
-    def __init__(self, model: str = "dcvae", *, params: dict[str, Any] | None = None,
+    def __init__(self, model: str = DEFAULT_MODEL, *, params: dict[str, Any] | None = None,
                  latent_dim: int = VAEConfig.latent_dim, backbone: str = VAEConfig.backbone,
                  hidden_dims: tuple[int, ...] = VAEConfig.hidden_dims,
                  likelihood: str = DetectorConfig.likelihood,
