@@ -242,16 +242,46 @@ def test_a_4d_latent_uses_umap_and_the_two_most_relevant_dimensions(results_4d):
     assert (out / "figures" / "manifold-digits-dcvae.png").is_file()
 
 
-def test_without_saved_models_the_model_figures_are_skipped_with_a_note(results_2d, tmp_path):
+MODEL_FIGURES = {"reconstruction-digits.png", "latent-digits.png", "manifold-digits-vae.png",
+                 "manifold-digits-cvae.png", "manifold-digits-dcvae.png"}
+CURVE_FIGURES = {"per-class-digits-leave-one-out.png", "per-class-digits-one-class.png", "roc-digits.png"}
+
+
+def test_without_saved_models_the_last_reports_model_figures_are_kept(results_2d, tmp_path):
+    """A fresh clone has the records, the figures and report.md, but no models: the report keeps
+    the figures it cannot redraw, bit for bit, with their captions, and says so."""
     copy = _copy(results_2d[0], tmp_path)
+    before = {name: (copy / "figures" / name).read_bytes() for name in MODEL_FIGURES}
+    old_markdown = (copy / "report.md").read_text()
     shutil.rmtree(copy / "models")
     paths = write_report(copy)
     markdown = paths["markdown"].read_text()
-    assert markdown.count("none is under") == 3  # Figures 1–2, 3 and 4–5
-    names = {p.name for p in (copy / "figures").glob("*.png")}
-    assert names == {"per-class-digits-leave-one-out.png", "per-class-digits-one-class.png",
-                     "roc-digits.png"}  # the old model figures are gone, not left stale
+    assert {p.name for p in (copy / "figures").glob("*.png")} == MODEL_FIGURES | CURVE_FIGURES
+    assert all((copy / "figures" / name).read_bytes() == data for name, data in before.items())
+    # each caption twice (the image's alt text and the caption line), every saved model missing
+    kept = re.findall(r"\(Kept from an earlier report: (\d+) of the (\d+) saved models", markdown)
+    assert len(kept) == 2 * len(MODEL_FIGURES) and all(a == b != "0" for a, b in kept)
+    assert "held-out class '0'" in old_markdown and "held-out class '0'" in markdown  # captions kept
+    assert paths["html"].read_text().count("<img ") == 8
+
+
+def test_without_saved_models_or_earlier_figures_the_model_figures_are_skipped(results_2d, tmp_path):
+    copy = _copy(results_2d[0], tmp_path)
+    shutil.rmtree(copy / "models")
+    shutil.rmtree(copy / "figures")
+    paths = write_report(copy)
+    assert paths["markdown"].read_text().count("none is under") == 3  # Figures 1–2, 3 and 4–5
+    assert {p.name for p in (copy / "figures").glob("*.png")} == CURVE_FIGURES
     assert paths["html"].read_text().count("<img ") == 3
+
+
+def test_a_figure_the_report_no_longer_draws_is_removed(results_2d, tmp_path):
+    copy = _copy(results_2d[0], tmp_path)
+    stale = copy / "figures" / "manifold-digits-rfvae.png"  # a model the grid no longer holds
+    shutil.copyfile(copy / "figures" / "manifold-digits-vae.png", stale)
+    write_report(copy)
+    assert not stale.exists()
+    assert {p.name for p in (copy / "figures").glob("*.png")} == MODEL_FIGURES | CURVE_FIGURES
 
 
 def test_diverged_runs_are_listed_and_left_out_of_the_means(results_2d, tmp_path):

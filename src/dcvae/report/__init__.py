@@ -10,6 +10,9 @@
 Every number comes from the records; every statement about where our results fall short of the
 paper's is generated from them, not written by hand. Figures that need saved models or dataset
 files are skipped with a line saying why, never with a crash (a fresh clone has results, no models).
+When some saved model behind the model figures is missing, the figures the last report drew are
+kept as they are and their captions say so; only figures this report neither drew nor kept are
+removed.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
         *manifold_section(ctx),
         *honesty_section(ctx),
     ]
+    ctx.finish()
     paths = {"markdown": ctx.directory / "report.md", "html": ctx.directory / "report.html",
              "figures": ctx.figures}
     # plain writes: the report is derived data, regenerated at will

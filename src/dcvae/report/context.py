@@ -25,6 +25,7 @@ from dcvae.data import DATASETS, DataFileError, DatasetNotFoundError, DatasetSpl
 from dcvae.detector import AnomalyDetector, default_settings
 from dcvae.io.model_dir import ModelFileError
 from dcvae.models import VAE
+from dcvae.report.document import Image
 from dcvae.scoring import Explanation, explain
 
 if sys.version_info >= (3, 11):
@@ -49,6 +50,18 @@ MAX_FIGURE_BYTES = 150_000
 
 # ============================================================================ shared state
 
+_MARKDOWN_IMAGE = re.compile(rf"^!\[(.*)\]\({FIGURES_DIR}/([^/)]+\.png)\)$", re.MULTILINE)
+
+
+def _captions(report: Path) -> dict[str, str]:
+    """Figure name → caption, as the report at ``report`` showed them (none if it is absent)."""
+    try:
+        text = report.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return {name: caption for caption, name in _MARKDOWN_IMAGE.findall(text)}
+
+
 @dataclass
 class _Context:
     """The records and the caches the sections share (datasets, detectors, posteriors)."""
@@ -66,6 +79,9 @@ class _Context:
     _detectors: dict[str, AnomalyDetector | str] = field(default_factory=dict)
     _encoded: dict[str, Explanation] = field(default_factory=dict)
     _load: Callable[..., DatasetSplits] = load_dataset  # how dataset() loads (write_report passes it)
+    # figure file name → caption: what the last report showed, and what this one shows
+    previous_figures: dict[str, str] = field(default_factory=dict)
+    shown_figures: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, directory: Path, *, data_dir: str | Path | None, max_samples: int,
@@ -88,11 +104,31 @@ class _Context:
             problem = f"{CONFIG_COPY} is not valid TOML ({err})"
         ctx = cls(directory, records, raw, text, problem, data_dir, max_samples, _load=load)
         ctx.labels = row_labels(records)
-        figures = ctx.figures
-        figures.mkdir(exist_ok=True)
-        for old in figures.glob("*.png"):  # the folder is the report's own: no stale figures
-            old.unlink()
+        ctx.figures.mkdir(exist_ok=True)
+        # nothing is deleted before the report knows what it can redraw (finish() drops the rest)
+        captions = _captions(directory / "report.md")
+        ctx.previous_figures = {p.name: captions.get(p.name, "") for p in sorted(ctx.figures.glob("*.png"))}
         return ctx
+
+    def figure(self, path: Path, caption: str) -> Image:
+        """The block of a figure this report has just drawn at ``path``."""
+        self.shown_figures[path.name] = caption
+        return Image(path, caption)
+
+    def keep_figures(self, prefix: str, why: str) -> list[Image]:
+        """The figures named ``prefix*`` that the last report drew and this one cannot redraw
+        (their saved models are not here): kept as they are, each caption saying so."""
+        kept = []
+        for name, caption in self.previous_figures.items():
+            if name.startswith(prefix) and name not in self.shown_figures:
+                text = f"{caption} " if caption else ""
+                kept.append(self.figure(self.figures / name, f"{text}(Kept from an earlier report: {why}.)"))
+        return kept
+
+    def finish(self) -> None:
+        """Remove the figures of the last report that this one neither drew nor kept (stale)."""
+        for name in self.previous_figures.keys() - self.shown_figures.keys():
+            (self.figures / name).unlink(missing_ok=True)
 
     @property
     def figures(self) -> Path:

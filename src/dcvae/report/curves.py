@@ -25,7 +25,7 @@ from dcvae.report.context import (
     plot_text,
     save_png,
 )
-from dcvae.report.document import Block, Heading, Image, Table
+from dcvae.report.document import Block, Heading, Table
 
 # ============================================================================ 3. per-class AUC
 
@@ -50,7 +50,7 @@ def per_class_section(ctx: _Context) -> list[Block]:
         path = ctx.figures / f"per-class-{_slug(d)}-{_slug(protocol)}.png"
         _plot_per_class(path, [plot_text(name, k) for k, name in classes], means,
                         f"{dataset_name(d)}, {protocol}")
-        blocks.append(Image(path, f"{dataset_name(d)}, {protocol}: AUC per {role} (mean over seeds); "
+        blocks.append(ctx.figure(path, f"{dataset_name(d)}, {protocol}: AUC per {role} (mean over seeds); "
                                   "dashed line = chance." + _index_key(name for _, name in classes)))
     return blocks
 
@@ -124,6 +124,6 @@ def roc_section(ctx: _Context) -> list[Block]:
         ax.set_title(f"{dataset_name(d)}: mean ROC over classes and seeds", fontsize=10)
         _legend(fig, ax, len(curves), "lower right")
         save_png(fig, path)
-        blocks.append(Image(path, f"{dataset_name(d)}: mean of the runs' ROC curves (TPR at 51 fixed "
+        blocks.append(ctx.figure(path, f"{dataset_name(d)}: mean of the runs' ROC curves (TPR at 51 fixed "
                                   f"FPRs), headline score `{ctx.headline()}`; dashed = chance."))
     return blocks

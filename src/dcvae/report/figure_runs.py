@@ -136,6 +136,19 @@ def _saved_runs_or_reason(ctx: _Context) -> tuple[list[dict[str, Any]], str]:
                 "figures that need trained models are skipped")
 
 
+def _kept_figures(ctx: _Context, prefix: str) -> list[Block]:
+    """The last report's figures named ``prefix*``, kept as they are when some saved model behind
+    them is missing here (a fresh clone holds no models): a report never replaces a figure with a
+    poorer one, nor deletes what it cannot draw again. Empty when every model is here."""
+    named = _saved(ctx.records)
+    present, _ = _saved_runs_or_reason(ctx)
+    if len(present) == len(named):
+        return []
+    why = (f"{len(named) - len(present)} of the {len(named)} saved models the records name are not "
+           f"under `models/` here, so it was not redrawn")
+    return list(ctx.keep_figures(prefix, why))
+
+
 def _test_images(ctx: _Context, run: FigureRun) -> DatasetSplits | str:
     data = ctx.dataset(run.dataset)
     if isinstance(data, str):

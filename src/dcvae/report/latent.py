@@ -16,8 +16,15 @@ from matplotlib.lines import Line2D
 
 from dcvae.models import VAE
 from dcvae.report.context import _Context, _index_key, _slug, dataset_name, model_name, plot_text, save_png
-from dcvae.report.document import Block, Heading, Image, Paragraph
-from dcvae.report.figure_runs import _loaded, _role, _runs_with_test_images, _subsample, anomaly_labels
+from dcvae.report.document import Block, Heading, Paragraph
+from dcvae.report.figure_runs import (
+    _kept_figures,
+    _loaded,
+    _role,
+    _runs_with_test_images,
+    _subsample,
+    anomaly_labels,
+)
 
 MANIFOLD_STEPS = 10  # a 10×10 grid of decoded images
 MANIFOLD_SPAN = 2.5  # in prior standard deviations either side of the prior mean
@@ -29,6 +36,8 @@ UMAP_NEIGHBOURS = 15
 
 def latent_section(ctx: _Context) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Figure 3: latent space")]
+    if kept := _kept_figures(ctx, "latent-"):
+        return [*blocks, *kept]
     for d, run, data in _runs_with_test_images(ctx, blocks):
         index = _subsample(ctx, len(data.test))
         x, y = data.test.x[index], data.test.y[index]
@@ -47,7 +56,7 @@ def latent_section(ctx: _Context) -> list[Block]:
             continue
         path = ctx.figures / f"latent-{_slug(d)}.png"
         _plot_latent(path, panels, y, anomaly_labels(run, y), data.class_names)
-        blocks.append(Image(path, f"{dataset_name(d)}, {run.protocol}, {_role(run)}: posterior means "
+        blocks.append(ctx.figure(path, f"{dataset_name(d)}, {run.protocol}, {_role(run)}: posterior means "
                                   f"of {len(index)} test images (seeded subsample), coloured by class, "
                                   "anomalies marked with a black ×; conditional models at the condition "
                                   "with the smallest reconstruction error (marginal mode). Latent spaces "
@@ -107,6 +116,8 @@ def _plot_latent(path: Path, panels: list[tuple[str, np.ndarray]], y: np.ndarray
 
 def manifold_section(ctx: _Context) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Figures 4–5: the 2-D manifold")]
+    if kept := _kept_figures(ctx, "manifold-"):
+        return [*blocks, *kept]
     for d, run, data in _runs_with_test_images(ctx, blocks):
         x = data.test.x[_subsample(ctx, len(data.test))]
         models, notes = _loaded(ctx, run)
@@ -122,7 +133,7 @@ def manifold_section(ctx: _Context) -> list[Block]:
             panels = manifold_mosaics(model, dims)
             path = ctx.figures / f"manifold-{_slug(d)}-{_slug(record['model'])}.png"
             _plot_manifold(path, panels, f"{model_name(record['model'])}: z{dims[0]} (→) × z{dims[1]} (↑)")
-            blocks.append(Image(path, _manifold_caption(model, record, dims, len(x))))
+            blocks.append(ctx.figure(path, _manifold_caption(model, record, dims, len(x))))
     return blocks
 
 

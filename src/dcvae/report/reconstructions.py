@@ -11,9 +11,10 @@ from matplotlib.figure import Figure
 
 from dcvae.detector import AnomalyDetector
 from dcvae.report.context import LEAVE_ONE_OUT, _Context, _slug, dataset_name, model_name, plot_text, save_png
-from dcvae.report.document import Block, Heading, Image, Paragraph
+from dcvae.report.document import Block, Heading, Paragraph
 from dcvae.report.figure_runs import (
     FigureRun,
+    _kept_figures,
     _loaded,
     _picture,
     _saved_runs_or_reason,
@@ -26,6 +27,8 @@ from dcvae.scoring import anomaly_scores, explain
 
 def reconstruction_section(ctx: _Context) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Figures 1–2: reconstructions, E and A")]
+    if kept := _kept_figures(ctx, "reconstruction-"):
+        return [*blocks, *kept]
     saved, reason = _saved_runs_or_reason(ctx)
     if not saved:
         return [*blocks, Paragraph(f"Skipped: {reason}.")]
@@ -50,7 +53,7 @@ def reconstruction_section(ctx: _Context) -> list[Block]:
         if run.note:
             notes.insert(0, f"Note: {run.note}.")
         blocks += [Paragraph(n) for n in notes]
-        blocks.append(Image(path, _reconstruction_caption(run, data.class_names[normal],
+        blocks.append(ctx.figure(path, _reconstruction_caption(run, data.class_names[normal],
                                                           data.class_names[anomalous])))
     return blocks
 
