@@ -456,3 +456,15 @@ def test_the_paired_comparison_counts_the_runs_both_rows_have(results_2d):
         wins, losses = int(np.sum(diffs >= 1e-3)), int(np.sum(diffs <= -1e-3))
         # 4 pairs: too few for the signed-rank test
         assert rows[name] == f"{100 * diffs.mean():+.2f}, {wins}/{4 - wins - losses}/{losses}, p —"
+
+
+def test_every_dcvae_row_below_a_baseline_is_named(results_2d):
+    out, paths = results_2d
+    markdown = paths["markdown"].read_text()
+    section = markdown[markdown.index("### Where a dCVAE row falls below a baseline"):]
+    loo = [r for r in ResultStore(out).records() if r["protocol"] == "leave-one-out" and r["status"] == "ok"]
+    means = {m: 100 * np.mean([r["auc"] for r in loo if r["model"] == m]) for m in {r["model"] for r in loo}}
+    names = {"dcvae": "dCVAE", "vae": "VAE", "cvae": "CVAE"}
+    for model, mean in means.items():
+        line = f"digits: dCVAE {means['dcvae']:.2f} < {names[model]} {mean:.2f}"
+        assert (line in section) == (model != "dcvae" and round(mean, 2) > round(means["dcvae"], 2))
