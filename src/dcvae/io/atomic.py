@@ -45,10 +45,23 @@ def _temporary_sibling(path: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file 0600; the published file gets the mode a plain open() would give
+        # it (the old file's, or 0666 less the umask), so a shared results folder stays readable
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits of the file being replaced, or those of a new file under the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)  # the only portable way to read it: set and restore
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def fsync_dir(directory: Path) -> None:
