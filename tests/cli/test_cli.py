@@ -192,6 +192,19 @@ def test_scoring_images_of_another_size(image_model, tmp_path):
     _ok(_run("score", model, "--images", small, "--size", "8x8", "--out", tmp_path / "s.csv"))
 
 
+def test_fit_never_replaces_a_trained_model_without_overwrite(image_model, tmp_path):
+    """(issue 15, item 5) A second fit into the same --out is refused, and the model is untouched."""
+    images, model = image_model
+    out = tmp_path / "model"
+    shutil.copytree(model, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _user_error(_run("fit", "--images", images, "--out", out, "--seed", "1", *QUICK_FIT),
+                "holds a trained model; pass --overwrite to replace it", exit_code=2)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    _ok(_run("fit", "--images", images, "--out", out, "--seed", "1", "--overwrite", *QUICK_FIT))
+    assert (out / "config.json").read_bytes() != before["config.json"]
+
+
 def test_fit_refuses_to_write_into_a_foreign_directory(image_model, tmp_path):
     images, _ = image_model
     out = tmp_path / "thesis"

@@ -45,16 +45,22 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
               help="Continue from OUT/checkpoint.safetensors (same data and options).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Directory to save the model in.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the model (or the checkpoint) already in OUT.")
 def fit(**kw: Any) -> None:
     """Train a detector on normal data and save it as a model directory."""
     source = one_source(kw)
     model, out, seed, quiet = kw.pop("model"), kw.pop("out"), kw.pop("seed"), kw.pop("quiet")
-    every, resume = kw.pop("checkpoint_every"), kw.pop("resume")
+    every, resume, overwrite = kw.pop("checkpoint_every"), kw.pop("resume"), kw.pop("overwrite")
     checkpoint = out / CHECKPOINT_FILE
     ours = (out / "config.json").exists() or checkpoint.exists()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not ours)):
         raise click.UsageError(f"--out {out} exists, is not empty and holds no dcvae model; "
                                "refusing to write into it")
+    if ours and not (resume or overwrite):  # a trained model or a run's progress is never lost silently
+        held = "a trained model" if (out / "config.json").exists() else "the checkpoint of an unfinished run"
+        hint = " or --resume to continue from its checkpoint" if checkpoint.exists() else ""
+        raise click.UsageError(f"--out {out} holds {held}; pass --overwrite to replace it{hint}")
     if resume and not checkpoint.exists():
         raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
     if source == "dataset" and (kw["protocol"] is None or kw["target_class"] is None):
