@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -203,6 +204,32 @@ def test_fit_never_replaces_a_trained_model_without_overwrite(image_model, tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     _ok(_run("fit", "--images", images, "--out", out, "--seed", "1", "--overwrite", *QUICK_FIT))
     assert (out / "config.json").read_bytes() != before["config.json"]
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu", "device must be one of ['auto', 'cpu', 'cuda', 'cuda:N', 'mps'], got 'gpu'"),
+    ("banana", "got 'banana'"),
+    ("meta", "got 'meta'"),
+    pytest.param("cuda", "this machine has no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+])
+def test_a_device_the_machine_lacks_is_one_error_before_any_work(image_model, tmp_path, device, message):
+    """(issue 15, item 3) Checked when the options are read, by fit and by score."""
+    images, model = image_model
+    _user_error(_run("fit", "--images", images, "--out", tmp_path / "m", "--device", device, *QUICK_FIT),
+                message, exit_code=2)
+    assert not (tmp_path / "m").exists()
+    _user_error(_run("score", model, "--images", images, "--out", tmp_path / "s.csv", "--device", device),
+                message, exit_code=2)
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_score_on_the_auto_device_scores_as_on_the_cpu(image_model, tmp_path):
+    images, model = image_model
+    _ok(_run("score", model, "--images", images, "--out", tmp_path / "cpu.csv"))
+    _ok(_run("score", model, "--images", images, "--out", tmp_path / "auto.csv", "--device", "auto"))
+    cpu, auto = (np.array([float(r[3]) for r in _read_csv(tmp_path / f)[1]]) for f in ("cpu.csv", "auto.csv"))
+    assert np.allclose(cpu, auto, rtol=1e-5, atol=1e-6)
 
 
 def test_fit_refuses_to_write_into_a_foreign_directory(image_model, tmp_path):

@@ -17,6 +17,7 @@ from dcvae.cli.options import (
     condition_labels,
     data_options,
     detector_settings,
+    device_option,
     load_user_data,
     model_options,
     note,
@@ -102,10 +103,11 @@ def fit(**kw: Any) -> None:
                    "instead of the minimum over all training conditions (marginal mode).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV file to write: index, file (for images), label, score, anomaly.")
-def score(model_dir: Path, split: str, given: bool, out: Path, **kw: Any) -> None:
+@device_option
+def score(model_dir: Path, split: str, given: bool, out: Path, device: str, **kw: Any) -> None:
     """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
     source = one_source(kw)
-    detector = AnomalyDetector.load(model_dir)
+    detector = AnomalyDetector.load(model_dir, device=device)
     if source == "dataset":
         data = load_dataset(kw["dataset"], kw["data_dir"])
         for message in data.notes:

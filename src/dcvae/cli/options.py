@@ -17,6 +17,7 @@ from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
 from dcvae.scoring import parse_score
 from dcvae.training import PRECISIONS
+from dcvae.training.device import resolve_device
 
 DEFAULTS = default_settings()
 #: The options of ``_model_options`` that are detector settings (everything but --param, --quiet).
@@ -60,6 +61,19 @@ def score_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "recon+kl). Default: the model's own (recon for the VAEs). See `dcvae list`.")(f)
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:  # the name, and whether this machine has the device, before any data is read
+        resolve_device(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
+def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--device", default=DEFAULTS["device"], show_default=True, callback=_check_device,
+                        help="cpu, cuda, cuda:N, mps, or auto (CUDA, else MPS, else CPU).")(f)
+
+
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--model", "model", type=click.Choice(sorted(all_models())), default=DEFAULT_MODEL,
@@ -93,7 +107,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      default=DEFAULTS["likelihood"], show_default=True,
                      help="p(x|z,c): auto = Bernoulli for data in [0, 1], else Gaussian on "
                           "standardised features."),
-        click.option("--device", default=DEFAULTS["device"], show_default=True),
+        device_option,
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default=DEFAULTS["precision"],
                      show_default=True, help="bf16: matrix products in bfloat16 (autocast)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),

@@ -381,9 +381,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return save_detector(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, progress: bool = False) -> AnomalyDetector:
-        """Read a directory written by ``save``; refuses files that do not match (never unpickles)."""
-        return load_detector(cls, path, progress=progress)
+    def load(cls, path: str | os.PathLike[str], *, progress: bool = False,
+             device: str | None = None) -> AnomalyDetector:
+        """Read a directory written by ``save``; refuses files that do not match (never unpickles).
+        ``device`` puts the model there to score (default: the CPU, wherever it was trained)."""
+        return load_detector(cls, path, progress=progress, device=device)
 
 
 @dataclass(frozen=True)

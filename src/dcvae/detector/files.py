@@ -18,6 +18,7 @@ from dcvae.scoring.family import FittedScore
 from dcvae.scoring.latent import LatentGaussians
 from dcvae.scoring.scores import MARGINAL
 from dcvae.training import History, TrainConfig
+from dcvae.training.device import resolve_device
 
 if TYPE_CHECKING:
     from dcvae.detector.estimator import AnomalyDetector
@@ -42,7 +43,8 @@ def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
 
 
 def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
-                  progress: bool) -> AnomalyDetector:
+                  progress: bool, device: str | None = None) -> AnomalyDetector:
+    torch_device = resolve_device(device) if device is not None else None  # checked before reading
     saved = load_model(path)
     info = saved.detector or {}
     # score_fits came later: a file without it holds a plain score, which needs no statistics
@@ -91,6 +93,10 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
         det.score_fits_ = {mode: FittedScore.from_dict(plan.recipe, fits[mode]) for mode in MODES}
     except ValueError as err:
         raise ModelFileError(f"{path}: config.json field 'detector.score_fits': {err}") from None
+    if torch_device is not None:
+        det.device = device  # where it scores now; a classical detector runs on the CPU anyway
+        if isinstance(model, VAE):
+            model.to(torch_device)
     det.model_, det.history_ = model, saved.history or History()
     det.anomaly_score_ = plan.recipe.name
     det.thresholds_ = {k: float(v) for k, v in thresholds.items()}

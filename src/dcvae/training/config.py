@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from dcvae.config import ConfigError, StrictConfig
+from dcvae.training.device import check_device_name
 from dcvae.training.precision import PRECISIONS
 
 
@@ -18,6 +19,8 @@ class TrainConfig(StrictConfig):
     the weights of the best validation epoch are restored at the end.
     precision: "fp32", or "bf16" to run the matrix products in bfloat16 under autocast (CPU and
     GPU); weights, optimiser state and the loss algebra stay float32.
+    device: "cpu", "cuda", "cuda:N", "mps", or "auto" (CUDA, else MPS, else CPU); see
+    ``dcvae.training.device``.
     """
 
     epochs: int = 20
@@ -40,6 +43,7 @@ class TrainConfig(StrictConfig):
             )
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 

@@ -28,6 +28,7 @@ from dcvae.training.checkpoint import (
 )
 from dcvae.training.config import TrainConfig
 from dcvae.training.data import TensorData
+from dcvae.training.device import resolve_device
 from dcvae.training.history import History
 from dcvae.training.precision import autocast, bf16_is_slow_here
 
@@ -59,7 +60,7 @@ class Trainer:
         self.model = model
         self.config = config or TrainConfig()
         self.progress = progress
-        self.device = torch.device(self.config.device)
+        self.device = resolve_device(self.config.device)
         model.to(self.device)
         secondary = model.secondary_parameters()
         secondary_ids = {id(p) for p in secondary}
