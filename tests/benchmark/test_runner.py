@@ -232,6 +232,30 @@ def test_reuse_copies_the_same_runs_with_their_files_and_trains_the_rest(tmp_pat
     assert run_benchmark(final, tmp_path / "f", progress=False, reuse=[tmp_path / "s"])["skipped"] == 2
 
 
+@pytest.mark.parametrize("where", ["absolute", "parent", "link"])
+def test_reuse_never_follows_a_record_path_out_of_the_source_store(tmp_path: Path, where: str):
+    """(issue 15, item 20) A record's paths are data: one pointing outside the source store (an
+    absolute path, ``../``, a link) is not copied; the run trains again."""
+    search = tmp_path / "search.toml"
+    search.write_text(REUSE_SEARCH)
+    source = tmp_path / "s"
+    run_benchmark(search, source, progress=False)
+    secret = tmp_path / "secret.npz"
+    secret.write_bytes(b"not yours")
+    target = {"absolute": secret.as_posix(), "parent": "../secret.npz", "link": "scores/link.npz"}[where]
+    if where == "link":
+        (source / "scores").mkdir(exist_ok=True)
+        (source / "scores" / "link.npz").symlink_to(secret)
+    lines = [json.loads(line) for line in (source / "results.jsonl").read_text().splitlines()]
+    for record in lines:
+        record["scores_file"] = target
+    (source / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    counts = run_benchmark(search, tmp_path / "f", progress=False, reuse=[source])
+    assert counts["reused"] == 0 and counts["ran"] == counts["total"]
+    copied = [p for p in (tmp_path / "f").rglob("*") if p.is_file() and p.read_bytes() == b"not yours"]
+    assert copied == []
+
+
 def test_reuse_trains_again_when_the_source_lacks_a_file_this_grid_saves(tmp_path: Path):
     search = tmp_path / "search.toml"
     search.write_text(REUSE_SEARCH.replace("save_scores = true", "save_scores = false"))

@@ -140,30 +140,46 @@ def _reuse_from(source: Path, pending: list[RunSpec], out: Path, store: ResultSt
     for spec in pending:
         record = found.get(spec.key)
         ok = record is not None and record.get("status") == "ok"
-        if ok and spec.save_model and not record.get("model_dir"):
-            ok = False
-        if ok and spec.save_scores and not record.get("scores_file"):
+        model_dir = _inside(source, record.get("model_dir")) if ok and spec.save_model else None
+        scores_file = _inside(source, record.get("scores_file")) if ok and spec.save_scores else None
+        if (ok and spec.save_model and (model_dir is None or not model_dir.is_dir())
+                or ok and spec.save_scores and (scores_file is None or not scores_file.is_file())):
             ok = False
         if not ok:
             left.append(spec)
             continue
         record = {**record, "reused_from": source.as_posix()}
-        if spec.save_model:
+        if model_dir is not None:
             target = model_dir_for(out, spec)
-            shutil.copytree(source / record["model_dir"], target, dirs_exist_ok=True)
+            shutil.copytree(model_dir, target, dirs_exist_ok=True)
             record["model_dir"] = target.relative_to(out).as_posix()
         else:
             record["model_dir"] = None
-        if spec.save_scores:
+        if scores_file is not None:
             target = scores_file_for(out, spec)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / record["scores_file"], target)
+            shutil.copyfile(scores_file, target)
             record["scores_file"] = target.relative_to(out).as_posix()
         else:
             record["scores_file"] = None
         store.append(record)
         copied += 1
     return left, copied
+
+
+def _inside(source: Path, relative: Any) -> Path | None:
+    """The file or folder a source record names, only if it lies inside the source store, links
+    resolved (a record's path is data: it must never send the copy to ``/etc`` or ``../``), and,
+    for a folder, holds no links; otherwise None, and the run trains again."""
+    if not isinstance(relative, str) or not relative:
+        return None
+    root = source.resolve()
+    path = (source / relative).resolve()
+    if path == root or not path.is_relative_to(root) or not path.exists():
+        return None
+    if path.is_dir() and any(p.is_symlink() for p in path.rglob("*")):
+        return None
+    return path
 
 
 def _fmt(value: Any) -> str:
