@@ -111,6 +111,53 @@ def test_a_killed_benchmark_leaves_whole_records_and_resumes(tiny: Path, tmp_pat
     assert {k: r["auc"] for k, r in after.items()} == {k: r["auc"] for k, r in _by_key(clean).items()}
 
 
+def _children(pid: int) -> set[int]:
+    """The pids whose parent is ``pid`` (Linux: /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killing_the_driver_ends_its_pool_workers(tiny: Path, tmp_path: Path):
+    """(issue 15, item 17) SIGKILL to `dcvae benchmark --workers 2`: its workers end too."""
+    config = tmp_path / "slow.toml"
+    config.write_text(tiny.read_text().replace("epochs = 1", "epochs = 200"))
+    proc = subprocess.Popen([sys.executable, "-m", "dcvae.cli", "benchmark", str(config), "--out",
+                             str(tmp_path / "out"), "--quiet", "--threads", "1", "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    workers: set[int] = set()
+    while time.time() < deadline and len(workers) < 2:
+        workers = {pid for pid in _children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline")
+                   .read_bytes().decode(errors="replace")} if _alive(proc.pid) else set()
+        time.sleep(0.2)
+    assert len(workers) == 2, "the pool workers did not start"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # do not leave them behind even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
 @pytest.mark.slow
 def test_two_benchmark_processes_on_one_store_finish_the_grid(tiny: Path, tmp_path: Path):
     out = tmp_path / "out"

@@ -15,6 +15,8 @@ import functools
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -204,7 +206,8 @@ def _run_pool(pending: list[RunSpec], data_dir: str | None, out: Path, threads: 
               ) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
     # spawn, not fork: a forked copy of a process that has started PyTorch's threads can hang.
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
+                                initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_worker_run, spec.to_dict(), data_dir, str(out), threads): spec
                    for spec in pending}
         try:
@@ -214,6 +217,19 @@ def _run_pool(pending: list[RunSpec], data_dir: str | None, out: Path, threads: 
             for future in futures:
                 future.cancel()
             raise
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each pool worker: end when the driver is gone. A killed driver (SIGKILL, a closed
+    terminal) cannot stop its workers, which would train on for hours; the driver is the only
+    writer of the store, so nothing a worker holds is lost."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _run_ray(pending: list[RunSpec], data_dir: str | None, out: Path, threads: int, workers: int,
