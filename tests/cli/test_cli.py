@@ -232,6 +232,34 @@ def test_score_on_the_auto_device_scores_as_on_the_cpu(image_model, tmp_path):
     assert np.allclose(cpu, auto, rtol=1e-5, atol=1e-6)
 
 
+def test_score_lists_the_folder_once(image_model, tmp_path, monkeypatch):
+    """(issue 15, item 16) A file added while the folder is scored cannot shift the scores onto
+    other files' names: the folder is listed once, and each row is its own file's score."""
+    import dcvae.data.images as images_module
+
+    images, model = image_model
+    folder = tmp_path / "images"
+    shutil.copytree(images, folder)
+    listings = []
+    real = images_module._folder_layout
+
+    def listing(root):
+        listings.append(root)
+        if len(listings) == 2:  # a second listing would see a file written in between
+            Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(folder / "cats" / "00a.png")
+        return real(root)
+
+    monkeypatch.setattr(images_module, "_folder_layout", listing)
+    _ok(_run("score", model, "--images", folder, "--out", tmp_path / "s.csv"))
+    assert len(listings) == 1
+    monkeypatch.undo()
+    _, rows = _read_csv(tmp_path / "s.csv")
+    detector = AnomalyDetector.load(model)
+    for row in rows:
+        one = np.asarray(Image.open(folder / row[1]))[None, None]
+        assert float(row[3]) == pytest.approx(float(detector.decision_function(one)[0]), rel=1e-6)
+
+
 def test_fit_refuses_to_write_into_a_foreign_directory(image_model, tmp_path):
     images, _ = image_model
     out = tmp_path / "thesis"

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import numpy as np
 
-from dcvae.data import DATASETS, LabelledArray, load_array_file, load_image_folder
+from dcvae.data import DATASETS, LabelledArray, load_array_file, read_image_folder
 from dcvae.detector import AnomalyDetector, default_settings
 from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
@@ -175,13 +175,12 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
 
 def load_user_data(kw: dict[str, Any]) -> tuple[LabelledArray, tuple[str, ...], list[str]]:
     """The samples named by --images or --array: (data, condition names, file of each sample)."""
-    from dcvae.data import list_image_files
-
     images, array_file = kw.pop("images"), kw.pop("array_file")
     column, size = kw.pop("condition_column"), parse_size(kw.pop("size"))
     if images is not None:
-        data, names = load_image_folder(images, size=size)
-        ids = [f.relative_to(images).as_posix() for f in list_image_files(images)]
+        folder = read_image_folder(images, size=size)  # one listing: each score keeps its file
+        data, names = folder.data, folder.names
+        ids = [f.relative_to(images).as_posix() for f in folder.files]
     else:
         col: str | int | None = column
         if column is not None and column.isdigit():

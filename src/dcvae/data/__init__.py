@@ -17,7 +17,7 @@ from .conditions import condition_indices, condition_name, encode_conditions
 from .datasets import DATASETS, load_dataset, stratified_carve
 from .errors import DataFileError, DatasetNotFoundError
 from .idx import read_idx, read_npz_array
-from .images import list_image_files, load_image_folder
+from .images import ImageFolder, list_image_files, load_image_folder, read_image_folder
 from .search import cache_dir, dataset_search_dirs, search_roots
 from .split import stratified_split
 from .tables import load_array_file
@@ -36,10 +36,12 @@ __all__ = [
     "dataset_search_dirs",
     "encode_conditions",
     "in_unit_interval",
+    "ImageFolder",
     "list_image_files",
     "load_array_file",
     "load_dataset",
     "load_image_folder",
+    "read_image_folder",
     "read_idx",
     "read_npz_array",
     "search_roots",

@@ -12,6 +12,7 @@ Choices made here:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from .arrays import LabelledArray
 from .conditions import encode_conditions
 from .errors import DataFileError
 
-__all__ = ["list_image_files", "load_image_folder"]
+__all__ = ["ImageFolder", "list_image_files", "load_image_folder", "read_image_folder"]
 
 PathLike = str | os.PathLike[str]
 
@@ -142,7 +143,8 @@ def list_image_files(path: PathLike) -> list[Path]:
 def load_image_folder(
     path: PathLike, *, size: tuple[int, int] | None = None, mode: str = "auto"
 ) -> tuple[LabelledArray, tuple[str, ...]]:
-    """Load a folder of images, one subfolder per class/condition, or a flat folder.
+    """Load a folder of images, one subfolder per class/condition, or a flat folder
+    (``read_image_folder`` also gives the file of each sample).
 
     Parameters
     ----------
@@ -168,6 +170,23 @@ def load_image_folder(
     DataFileError
         An unreadable or corrupt image (named).
     """
+    folder = read_image_folder(path, size=size, mode=mode)
+    return folder.data, folder.names
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """A folder's images (``data``), its class names, and the file of each sample, from one listing."""
+
+    data: LabelledArray
+    names: tuple[str, ...]
+    files: tuple[Path, ...]
+
+
+def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
+                      mode: str = "auto") -> ImageFolder:
+    """``load_image_folder``, with each sample's file. The folder is listed once, so a file added or
+    removed while it is read can never shift a score onto another file's name."""
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such image folder")
@@ -195,7 +214,7 @@ def load_image_folder(
     for i, f in enumerate(files):
         x[i] = _decode(f, gray, size)
     if not classes:
-        return LabelledArray(x, np.full(len(files), -1, dtype=np.int64)), ()
+        return ImageFolder(LabelledArray(x, np.full(len(files), -1, dtype=np.int64)), (), tuple(files))
     y, names = encode_conditions(classes, len(classes), name=f"{root}: class folders")
-    return LabelledArray(x, y), names
+    return ImageFolder(LabelledArray(x, y), names, tuple(files))
 
