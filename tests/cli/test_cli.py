@@ -260,6 +260,27 @@ def test_score_lists_the_folder_once(image_model, tmp_path, monkeypatch):
         assert float(row[3]) == pytest.approx(float(detector.decision_function(one)[0]), rel=1e-6)
 
 
+def test_score_never_writes_over_its_inputs(image_model, tmp_path):
+    """(issue 15, item 15) --out is refused where it would replace the model's files, the array
+    file or an image being scored; nothing is touched."""
+    images, model = image_model
+    config = (model / "config.json").read_bytes()
+    _user_error(_run("score", model, "--images", images, "--out", model / "config.json"),
+                "lies inside the model directory", exit_code=2)
+    assert (model / "config.json").read_bytes() == config
+    folder = tmp_path / "images"
+    shutil.copytree(images, folder)
+    picture = (folder / "cats" / "00.png").read_bytes()
+    _user_error(_run("score", model, "--images", folder, "--out", folder / "cats" / "00.png"),
+                "is a file being scored", exit_code=2)
+    assert (folder / "cats" / "00.png").read_bytes() == picture
+    table = tmp_path / "x.npy"
+    np.save(table, np.zeros((3, 1, 8, 8), np.uint8))
+    before = table.read_bytes()
+    _user_error(_run("score", model, "--array", table, "--out", table), "is a file being scored", exit_code=2)
+    assert table.read_bytes() == before
+
+
 def test_fit_refuses_to_write_into_a_foreign_directory(image_model, tmp_path):
     images, _ = image_model
     out = tmp_path / "thesis"

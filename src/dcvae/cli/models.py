@@ -107,6 +107,7 @@ def fit(**kw: Any) -> None:
 def score(model_dir: Path, split: str, given: bool, out: Path, device: str, **kw: Any) -> None:
     """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
     source = one_source(kw)
+    _refuse_to_overwrite_inputs(out, model_dir, kw.get("images"), kw.get("array_file"))
     detector = AnomalyDetector.load(model_dir, device=device)
     if source == "dataset":
         data = load_dataset(kw["dataset"], kw["data_dir"])
@@ -134,3 +135,15 @@ def score(model_dir: Path, split: str, given: bool, out: Path, device: str, **kw
     atomic_write_text(out, buffer.getvalue())
     click.echo(f"scored {len(scores)} samples ({mode} mode); {int(flags.sum())} flagged as "
                f"anomalies at threshold {detector.thresholds_[mode]:.4g}; wrote {out}")
+
+
+def _refuse_to_overwrite_inputs(out: Path, model_dir: Path, images: Path | None,
+                                array_file: Path | None) -> None:
+    """The scores never replace what they come from: the model's files, the array file, an image."""
+    target = out.resolve()
+    if target.is_relative_to(model_dir.resolve()):
+        raise click.UsageError(f"--out {out} lies inside the model directory {model_dir}; write the "
+                               "scores elsewhere")
+    if (array_file is not None and target == Path(array_file).resolve()) or (
+            images is not None and target.is_relative_to(Path(images).resolve()) and target.exists()):
+        raise click.UsageError(f"--out {out} is a file being scored; write the scores elsewhere")
