@@ -281,6 +281,34 @@ def test_score_never_writes_over_its_inputs(image_model, tmp_path):
     assert table.read_bytes() == before
 
 
+def test_a_second_fit_into_the_same_out_is_refused_while_the_first_runs(image_model, tmp_path):
+    """(issue 15, item 15) Two fits into one new --out: the second is refused, not both 'succeed'."""
+    from filelock import FileLock
+
+    images, _ = image_model
+    out = tmp_path / "new"
+    out.mkdir()
+    with FileLock(str(out / ".dcvae-fit.lock")):  # a first fit holds OUT
+        _user_error(_run("fit", "--images", images, "--out", out, *QUICK_FIT),
+                    "another dcvae fit is writing to it", exit_code=2)
+    assert not (out / "config.json").exists()
+    _ok(_run("fit", "--images", images, "--out", out, *QUICK_FIT))  # once it is free
+    assert (out / "config.json").exists()
+
+
+def test_a_fit_killed_in_its_first_write_leaves_a_folder_the_next_fit_takes(image_model, tmp_path):
+    """(issue 15, item 14) Only a killed write's temporary file in OUT: a fresh fit is not refused,
+    and it removes the temporary file."""
+    images, _ = image_model
+    out = tmp_path / "killed"
+    out.mkdir()
+    (out / ".checkpoint.safetensors.k2j4.tmp").write_bytes(b"half a checkpoint")
+    _user_error(_run("fit", "--images", images, "--out", out, "--resume", *QUICK_FIT), "no checkpoint",
+                exit_code=2)
+    _ok(_run("fit", "--images", images, "--out", out, *QUICK_FIT))
+    assert (out / "config.json").exists() and not list(out.glob(".*.tmp"))
+
+
 def test_fit_refuses_to_write_into_a_foreign_directory(image_model, tmp_path):
     images, _ = image_model
     out = tmp_path / "thesis"

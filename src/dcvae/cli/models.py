@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
+from filelock import FileLock, Timeout
 
 from dcvae.cli.main import main
 from dcvae.cli.options import (
@@ -55,42 +58,70 @@ def fit(**kw: Any) -> None:
     every, resume, overwrite = kw.pop("checkpoint_every"), kw.pop("resume"), kw.pop("overwrite")
     checkpoint = out / CHECKPOINT_FILE
     ours = (out / "config.json").exists() or checkpoint.exists()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not ours)):
+    if out.exists() and (not out.is_dir() or (any(not _ours_hidden(p) for p in out.iterdir()) and not ours)):
         raise click.UsageError(f"--out {out} exists, is not empty and holds no dcvae model; "
                                "refusing to write into it")
-    if ours and not (resume or overwrite):  # a trained model or a run's progress is never lost silently
-        held = "a trained model" if (out / "config.json").exists() else "the checkpoint of an unfinished run"
-        hint = " or --resume to continue from its checkpoint" if checkpoint.exists() else ""
-        raise click.UsageError(f"--out {out} holds {held}; pass --overwrite to replace it{hint}")
-    if resume and not checkpoint.exists():
-        raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
     if source == "dataset" and (kw["protocol"] is None or kw["target_class"] is None):
         raise click.UsageError("--dataset needs --protocol and --class to say what is normal")
     # options are checked here, before any data is read or any directory is made
     detector = build_detector(model, detector_settings(kw), seed=seed, quiet=quiet)
-    use_checkpoint = every is not None or resume
-    if use_checkpoint:
-        out.mkdir(parents=True, exist_ok=True)
-    if source == "dataset":
-        data = load_dataset(kw["dataset"], kw["data_dir"])
-        for message in data.notes:
-            note(message)
-        split = make_protocol(kw["protocol"], data, kw["target_class"], seed=seed,
-                              train_size=kw["train_size"])
-        x = split.train.x
-        fit_args: dict[str, Any] = {"c": split.train.y, "condition_names": split.condition_names,
-                                    "validation": (split.validation.x, split.validation.y)}
-    else:
-        user, names, _ = load_user_data(kw)
-        x = user.x
-        fit_args = {"c": condition_labels(user, names)}
-    start = time.perf_counter()
-    detector.fit(x, **fit_args, checkpoint=checkpoint if use_checkpoint else None,
-                 checkpoint_every=every or 1, resume=resume)
-    seconds = time.perf_counter() - start
-    detector.save(out)
-    click.echo(f"trained {model} on {len(x)} samples for {len(detector.history_.epochs)} epochs "
-               f"in {seconds:.1f} s; threshold {detector.threshold_:.4g}; saved to {out}")
+    if not out.exists() and resume:
+        raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):  # what OUT holds is read under the lock: another fit may just have saved
+        for stale in out.glob(".*.tmp"):  # a killed write's temporary file; no one else writes here now
+            stale.unlink()
+        trained = (out / "config.json").exists()
+        if (trained or checkpoint.exists()) and not (resume or overwrite):  # never lost silently
+            held = "a trained model" if trained else "the checkpoint of an unfinished run"
+            hint = " or --resume to continue from its checkpoint" if checkpoint.exists() else ""
+            raise click.UsageError(f"--out {out} holds {held}; pass --overwrite to replace it{hint}")
+        if resume and not checkpoint.exists():
+            raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
+        use_checkpoint = every is not None or resume
+        if source == "dataset":
+            data = load_dataset(kw["dataset"], kw["data_dir"])
+            for message in data.notes:
+                note(message)
+            split = make_protocol(kw["protocol"], data, kw["target_class"], seed=seed,
+                                  train_size=kw["train_size"])
+            x = split.train.x
+            fit_args: dict[str, Any] = {"c": split.train.y, "condition_names": split.condition_names,
+                                        "validation": (split.validation.x, split.validation.y)}
+        else:
+            user, names, _ = load_user_data(kw)
+            x = user.x
+            fit_args = {"c": condition_labels(user, names)}
+        start = time.perf_counter()
+        detector.fit(x, **fit_args, checkpoint=checkpoint if use_checkpoint else None,
+                     checkpoint_every=every or 1, resume=resume)
+        seconds = time.perf_counter() - start
+        detector.save(out)
+        click.echo(f"trained {model} on {len(x)} samples for {len(detector.history_.epochs)} epochs "
+                   f"in {seconds:.1f} s; threshold {detector.threshold_:.4g}; saved to {out}")
+
+
+FIT_LOCK = ".dcvae-fit.lock"
+
+
+def _ours_hidden(path: Path) -> bool:
+    """Files a fit leaves beside a model: its lock, and the temporary file of a killed write."""
+    return path.name == FIT_LOCK or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One fit at a time into ``out``: a second one is refused, never silently replaced."""
+    lock = FileLock(str(out / FIT_LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise click.UsageError(f"--out {out}: another dcvae fit is writing to it; wait for it to end "
+                               "or choose another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @main.command()
