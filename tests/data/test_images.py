@@ -126,3 +126,23 @@ def test_mixed_layout_rejected(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- array files
 
 
+
+
+@pytest.mark.parametrize("layout", ["class folders", "flat"])
+@pytest.mark.parametrize("link", ["broken", "self-loop"])
+def test_a_link_to_nothing_is_named_not_skipped(tmp_path: Path, layout: str, link: str) -> None:
+    """(issue 15, item 22) A zero-byte image is refused; a broken link was skipped without a word."""
+    folder = tmp_path / "c" if layout == "class folders" else tmp_path
+    _gray(folder / "good.png", 1)
+    bad = folder / "bad.png"
+    bad.symlink_to(bad if link == "self-loop" else tmp_path / "gone.png")
+    with pytest.raises(DataFileError, match=r"bad\.png.*target is missing or loops"):
+        load_image_folder(tmp_path)
+
+
+def test_a_link_to_an_image_is_read(tmp_path: Path) -> None:
+    _gray(tmp_path / "store" / "real.png", 7)
+    _gray(tmp_path / "data" / "a.png", 1)
+    (tmp_path / "data" / "b.png").symlink_to(tmp_path / "store" / "real.png")
+    data, _ = load_image_folder(tmp_path / "data")
+    assert len(data) == 2 and int(data.x[1].max()) == 7

@@ -243,3 +243,14 @@ def test_an_unfitted_detector_says_so():
             call(x)
     with pytest.raises(AttributeError):
         _ = det.threshold_
+
+
+def test_validation_without_conditions_is_refused_for_a_conditional_fit(digits):
+    """(issue 15, item 22) validation=(xv, None) with conditions in training took condition 0 for
+    every validation sample; an unconditional fit still takes it."""
+    x, y = digits.train.x[:200], digits.train.y[:200]
+    det = AnomalyDetector("cvae", epochs=1, latent_dim=2, progress=False)
+    with pytest.raises(ValueError, match="validation has no conditions, but X was given 10 conditions"):
+        det.fit(x, c=y, validation=(digits.test.x[:50], None))
+    vae = AnomalyDetector("vae", epochs=1, latent_dim=2, progress=False)
+    assert vae.fit(x, validation=(digits.test.x[:50], None)).model_ is not None

@@ -45,10 +45,19 @@ def _visible(path: Path, root: Path) -> bool:
 def _images_in(directory: Path) -> list[Path]:
     """Image files under ``directory`` (recursively, hidden entries skipped), sorted."""
     suffixes = _image_suffixes()
-    return sorted(
+    return _no_broken_links(sorted(
         p for p in directory.rglob("*")
-        if p.is_file() and p.suffix.lower() in suffixes and _visible(p, directory)
-    )
+        if p.suffix.lower() in suffixes and _visible(p, directory) and (p.is_file() or p.is_symlink())
+    ))
+
+
+def _no_broken_links(files: list[Path]) -> list[Path]:
+    """An image name that is a link to nothing (or to itself) is refused like an empty file is,
+    never skipped without a word."""
+    for p in files:
+        if p.is_symlink() and not p.is_file():
+            raise DataFileError(p, "a link whose target is missing or loops; fix or remove it")
+    return files
 
 
 def _is_gray(im: Image.Image) -> bool:
@@ -107,10 +116,10 @@ def _folder_layout(root: Path) -> tuple[list[Path], list[str]]:
     """The image files of a folder in load order, and each one's class folder (none if flat)."""
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     suffixes = _image_suffixes()
-    loose = sorted(
+    loose = _no_broken_links(sorted(
         p for p in root.iterdir()
-        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-    )
+        if (p.is_file() or p.is_symlink()) and p.suffix.lower() in suffixes and not p.name.startswith(".")
+    ))
     if class_dirs and loose:
         raise ValueError(
             f"{root}: holds both class subfolders ({class_dirs[0].name}, ...) and images "

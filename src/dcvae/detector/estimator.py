@@ -242,6 +242,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             if x_val.shape[1:] != x.shape[1:]:
                 raise ValueError(f"validation X has sample shape {x_val.shape[1:]}, X has {x.shape[1:]}")
             if validation[1] is None:
+                if names:  # condition 0 for every validation sample would calibrate a wrong threshold
+                    raise ValueError(f"validation has no conditions, but X was given {len(names)} "
+                                     "conditions: pass validation=(X_val, c_val) with one per sample")
                 c_val = np.zeros(len(x_val), dtype=np.int64)
             elif condition_names is not None:
                 c_val = check_condition_indices(validation[1], len(x_val), len(names), name="validation c")
