@@ -39,3 +39,26 @@ def test_scoring_looks_names_up_in_the_training_conditions():
 def test_bad_conditions_are_named(c, message):
     with pytest.raises(ValueError, match=message):
         encode_conditions(c, 2)
+
+
+def test_an_identifier_column_is_refused_before_any_training():
+    """(issue 15, item 18) 10,000 distinct values: one clear error, not hours of marginal scoring."""
+    with pytest.raises(ValueError, match="has 10,000 distinct values"):
+        encode_conditions(np.arange(10_000), 10_000)
+    idx, names = encode_conditions(np.arange(1000) % 1000, 1000)  # the limit itself is taken
+    assert len(names) == 1000 and idx.max() == 999
+
+
+def test_the_cli_refuses_an_identifier_column(tmp_path):
+    from click.testing import CliRunner
+
+    from dcvae.cli import main
+
+    rows = ["a,b,id"] + [f"{i % 7},{i % 5},{i}" for i in range(1500)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(main, ["fit", "--array", str(tmp_path / "t.csv"), "--condition-column", "id",
+                                       "--model", "cvae", "--epochs", "1", "--quiet", "--out",
+                                       str(tmp_path / "m")])
+    assert result.exit_code != 0 and "has 1,500 distinct values" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()  # a failed fit leaves no folder behind

@@ -67,7 +67,6 @@ def fit(**kw: Any) -> None:
     detector = build_detector(model, detector_settings(kw), seed=seed, quiet=quiet)
     if not out.exists() and resume:
         raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
-    out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):  # what OUT holds is read under the lock: another fit may just have saved
         for stale in out.glob(".*.tmp"):  # a killed write's temporary file; no one else writes here now
             stale.unlink()
@@ -111,7 +110,10 @@ def _ours_hidden(path: Path) -> bool:
 
 @contextlib.contextmanager
 def _exclusive(out: Path) -> Iterator[None]:
-    """One fit at a time into ``out``: a second one is refused, never silently replaced."""
+    """One fit at a time into ``out`` (made if need be): a second one is refused, never silently
+    replaced. A fit that fails leaves no folder it made and left empty."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(out / FIT_LOCK))
     try:
         lock.acquire(timeout=0)
@@ -120,6 +122,11 @@ def _exclusive(out: Path) -> Iterator[None]:
                                "or choose another --out") from None
     try:
         yield
+    except BaseException:
+        if created and all(p.name == FIT_LOCK for p in out.iterdir()):
+            (out / FIT_LOCK).unlink(missing_ok=True)
+            out.rmdir()
+        raise
     finally:
         lock.release()
 

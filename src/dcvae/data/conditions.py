@@ -25,10 +25,20 @@ def condition_name(value: Any) -> str:
     return str(value)
 
 
+#: At most this many conditions: a condition is a known source of variation with few values (a
+#: class, a site), not an identifier; marginal scoring costs one pass per condition, so 10,000
+#: distinct values would run for hours without a word.
+MAX_CONDITIONS = 1000
+
+
 def encode_conditions(c: Any, n: int, *, name: str = "c") -> tuple[np.ndarray, tuple[str, ...]]:
     """Fit time: one condition per sample → (int64 indices, the ordered condition names)."""
     texts = condition_names_of(c, n, name=name)
     unique = set(texts)
+    if len(unique) > MAX_CONDITIONS:
+        raise ValueError(f"{name} has {len(unique):,} distinct values (at most {MAX_CONDITIONS:,}): a "
+                         "condition is a known source of variation with few values, such as a class or "
+                         "a site, not an identifier; leave it out or group its values")
     numbers = {t: finite_number(t) for t in unique}
     if all(v is not None for v in numbers.values()):
         names = tuple(sorted(unique, key=lambda t: (numbers[t], t)))
