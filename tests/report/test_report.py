@@ -135,8 +135,8 @@ def test_table_one_means_are_the_records_means_next_to_the_paper(results_2d):
     # the best mean of the column is in bold, and only it
     bold = [name for name in means if rows[name]["digits ours"].startswith("**")]
     assert bold == [max(means, key=means.get)]
-    # only the datasets the grid ran get columns; the paper's other rows are shown without runs
-    assert "MNIST ours" not in rows["VAE"] and set(rows["RFVAE"]) == {"Model", "digits ours", "digits paper"}
+    # only the datasets and models the grid ran get columns and rows: no rows of "—" (issue 15, item 11)
+    assert "MNIST ours" not in rows["VAE"] and set(rows) == {"VAE", "CVAE", "dCVAE"}
     detail = _table_after(markdown, "| Dataset | Model | AUC ours")
     assert {row["runs"] for row in detail} == {"2 of 10 cls × 2 seeds (partial)"}
 
@@ -468,3 +468,12 @@ def test_every_dcvae_row_below_a_baseline_is_named(results_2d):
     for model, mean in means.items():
         line = f"digits: dCVAE {means['dcvae']:.2f} < {names[model]} {mean:.2f}"
         assert (line in section) == (model != "dcvae" and round(mean, 2) > round(means["dcvae"], 2))
+
+
+def test_a_single_run_shows_no_spread():
+    """(issue 15, item 11) One run is "50.00 (1 run)", not "50.00 ± 0.00"."""
+    from dcvae.report.context import _mean_std
+
+    assert _mean_std([0.5]) == "50.00 (1 run)"
+    assert _mean_std([0.4, 0.6]) == "50.00 ± 10.00"
+    assert _mean_std([]) == "—"

@@ -249,9 +249,12 @@ def _pct(value: float | None) -> str:
 
 
 def _mean_std(values: list[float]) -> str:
-    """Mean ± standard deviation (ddof 0) over runs, in % like the paper."""
+    """Mean ± standard deviation (ddof 0) over runs, in % like the paper; a single run has no spread
+    to show (not "± 0.00")."""
     if not values:
         return "—"
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f} (1 run)"
     return f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f}"
 
 
