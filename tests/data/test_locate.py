@@ -323,3 +323,19 @@ def test_mnist_download_end_to_end(
     assert sorted(web.requests) == sorted(pages)
     assert len(_files(isolated["cache"])) == 4
     assert sum("downloaded" in n for n in ds.notes) == 4
+
+
+def test_a_failed_download_says_why_in_words(isolated: dict[str, Path], remote: tuple[bytes, str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """(issue 15, item 9) Not ``URLError(gaierror(-2, 'Name or service not known'))``."""
+    import socket
+    import urllib.error
+
+    def no_dns(url: str, timeout: float) -> None:
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(download, "open_url", no_dns)
+    lookup = locate_file("mnist", NAME)
+    assert not lookup.found
+    assert "no network: the host name could not be resolved (Name or service not known)" in lookup.status
+    assert "gaierror" not in lookup.status and "URLError" not in lookup.status

@@ -13,6 +13,8 @@ import hashlib
 import http.client
 import logging
 import os
+import socket
+import urllib.error
 import urllib.request
 import zipfile
 import zlib
@@ -249,7 +251,7 @@ def _write_verified(
             try:
                 chunk = source.read(_CHUNK)
             except (OSError, http.client.HTTPException) as err:
-                raise DownloadUnavailable(f"reading {origin} failed: {err!r}") from err
+                raise DownloadUnavailable(f"reading {origin} failed: {_reason(err)}") from err
             if not chunk:
                 break
             out.write(chunk)
@@ -267,13 +269,26 @@ def _write_verified(
     return dest
 
 
+def _reason(err: BaseException) -> str:
+    """Why a network read failed, in words (not ``URLError(gaierror(-2, ...))``)."""
+    reason = getattr(err, "reason", None)  # urllib wraps the socket error in URLError.reason
+    if isinstance(reason, socket.gaierror):
+        return f"no network: the host name could not be resolved ({reason.strerror})"
+    if isinstance(err, TimeoutError) or isinstance(reason, TimeoutError):
+        return "the connection timed out"
+    if isinstance(err, urllib.error.HTTPError):
+        return f"the server answered HTTP {err.code} {err.reason}"
+    text = reason if reason is not None else err
+    return str(getattr(text, "strerror", None) or text) or type(err).__name__
+
+
 def _download(url: str, dest: Path, checksums: Sequence[Checksum]) -> Path:
     """Download ``url`` to ``dest`` (verified, atomic)."""
     log.info("downloading %s -> %s", url, dest)
     try:
         response = open_url(url, DOWNLOAD_TIMEOUT_S)
     except (OSError, http.client.HTTPException, ValueError) as err:
-        raise DownloadUnavailable(f"downloading {url} failed: {err!r}") from err
+        raise DownloadUnavailable(f"downloading {url} failed: {_reason(err)}") from err
     with response:
         return _write_verified(response, dest, checksums, url)
 

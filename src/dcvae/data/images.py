@@ -215,7 +215,8 @@ def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
             if hw != first:
                 raise ValueError(
                     f"images differ in size: {files[0]} is {first[0]}x{first[1]} and {f} is "
-                    f"{hw[0]}x{hw[1]} (height x width); pass size=(height, width) to resize them"
+                    f"{hw[0]}x{hw[1]} (height x width); resize them with size=(height, width) "
+                    "(CLI: --size HxW)"
                 )
         size = first
     channels = 1 if gray else 3

@@ -85,8 +85,8 @@ def not_found_error(what: str, lookups: Sequence[FileLookup]) -> DatasetNotFound
     lines.append("Directories searched, in order:")
     lines.extend(f"  {d}" for d in searched)
     lines.append(
-        f"Put the files in one of these directories, pass data_dir=..., set {search.ENV_VAR}, "
-        "or allow download=True."
+        f"Put the files in one of these directories, or point to them with data_dir=... (CLI: "
+        f"--data-dir) or {search.ENV_VAR}."
     )
     missing = tuple(n for lookup in lookups if not lookup.found for n in lookup.names)
     return DatasetNotFoundError("\n".join(lines), missing=missing, searched=tuple(searched))
