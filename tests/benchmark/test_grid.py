@@ -69,6 +69,9 @@ def test_first_seed_saves_models_of_the_first_seed_only():
     ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "extra": 1}]}, "extra"),
     ({"grid": []}, "[[grid]]"),
     (_grid(defaults={"beta": 2.0}), "beta"),  # the VAE has no beta
+    # a typo in [defaults] is blamed on [defaults], not on the first block (issue 15, item 9)
+    (_grid(defaults={"epoch": 3}), "[defaults]: unknown setting(s) ['epoch'], taken by no model ('epoch': "
+                                   "did you mean 'epochs'?)"),
     (_grid(defaults={"epochs": 0}), "epochs"),
     (_grid(defaults={"lr": "fast"}), "lr"),
     (_grid(defaults={"score": "elbo"}), "scores"),

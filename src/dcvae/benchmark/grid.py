@@ -35,6 +35,8 @@ scores, out-of-range values, classes a dataset does not have — so a typo never
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import sys
 from collections.abc import Callable
@@ -44,7 +46,7 @@ from typing import Any
 
 from dcvae.config import ConfigError
 from dcvae.data import DATASETS
-from dcvae.detector import AnomalyDetector
+from dcvae.detector import AnomalyDetector, default_settings
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.run import RUN_SETTINGS, RunSpec
 from dcvae.models import all_models, model_class
@@ -108,6 +110,7 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
         raise ConfigError(f"{where}: save_models must be one of {list(_SAVE_MODES)}, got {save_models!r}")
     save_scores = _typed(raw.get("save_scores", False), bool, f"{where}: save_scores")
     defaults = _typed(raw.get("defaults", {}), dict, f"{where}: [defaults]")
+    _no_unknown_setting(defaults, f"{where}: [defaults]")  # a typo here is blamed here, not on a block
     per_model = dict(_typed(raw.get("models", {}), dict, f"{where}: [models]"))
     model_scores: dict[str, tuple[str, ...]] = {}  # a model section's own `scores`, if it has one
     for model, section in per_model.items():
@@ -167,6 +170,20 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
                                        save_scores=save_scores)
                         runs.setdefault(spec.key, spec)
     return BenchmarkConfig(name, description, scores, save_models, tuple(runs.values()), text, chosen_on)
+
+
+def _no_unknown_setting(settings: dict[str, Any], at: str) -> None:
+    """Keys that no model takes: a detector or training setting, a run setting, or a
+    hyper-parameter of at least one model (which ones apply is checked per model)."""
+    set_by_grid = {"score", "progress"}  # refused by _check_settings, with the reason
+    known = set(default_settings()) | set(RUN_SETTINGS) | set_by_grid | {
+        f.name for cls in all_models().values() for f in dataclasses.fields(cls.config_class)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        close = {k: difflib.get_close_matches(k, sorted(known), n=1) for k in unknown}
+        hints = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
+        raise ConfigError(f"{at}: unknown setting(s) {unknown}, taken by no model"
+                          + (f" ({hints})" if hints else ""))
 
 
 def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:
