@@ -140,7 +140,7 @@ def test_fit_on_array_files(tmp_path):
     _ok(_run("fit", "--array", tmp_path / "x.csv", "--condition-column", "cond", "--model", "cvae",
              "--out", tmp_path / "csv", *QUICK_FIT))
     config = json.loads((tmp_path / "csv" / "config.json").read_text())["config"]
-    assert config["input_shape"] == [3] and config["likelihood"] == "bernoulli"
+    assert config["input_shape"] == [3] and config["likelihood"] == "gaussian"  # a table, though in [0, 1]
     assert config["condition_names"] == ["x", "y"]
     out = tmp_path / "scores.csv"
     _ok(_run("score", tmp_path / "csv", "--array", tmp_path / "x.csv", "--condition-column", "cond",

@@ -130,8 +130,12 @@ def test_tabular_data_outside_the_unit_interval_gets_a_gaussian_likelihood():
     assert np.isfinite(scores).all()
     far = x[:50] + 1000.0
     assert np.median(det.decision_function(far)) > np.median(det.decision_function(x[:50]))
+    # a table min-max scaled to [0, 1] is not pixels (issue 15, item 2): Gaussian too, so test rows
+    # beyond the training range are scored, not refused
     unit = AnomalyDetector("vae", epochs=1, **SMALL).fit(rng.random((100, 6)))
-    assert unit.model_.config.likelihood == "bernoulli"
+    assert unit.model_.config.likelihood == "gaussian"
+    beyond = np.vstack([rng.random((5, 6)), np.full((1, 6), 1.5), np.full((1, 6), -0.5)])
+    assert np.isfinite(unit.decision_function(beyond)).all()
 
 
 def test_bernoulli_likelihood_refuses_data_outside_the_unit_interval():

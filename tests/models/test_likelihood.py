@@ -34,8 +34,10 @@ def test_the_model_holds_its_likelihood_and_only_the_gaussian_has_weights():
 
 
 def test_auto_choice_and_the_bernoulli_data_rule():
-    assert likelihood_for(np.array([[0, 255]], np.uint8)) == "bernoulli"
-    assert likelihood_for(np.array([[0.2, 0.9]], np.float32)) == "bernoulli"
+    assert likelihood_for(np.array([[0, 255]], np.uint8)) == "bernoulli"  # pixel intensities
+    assert likelihood_for(np.full((1, 1, 2, 2), 0.5, np.float32)) == "bernoulli"  # an image in [0, 1]
+    # a table scaled to [0, 1] is not pixels (issue 15, item 2): Gaussian, like every other table
+    assert likelihood_for(np.array([[0.2, 0.9]], np.float32)) == "gaussian"
     assert likelihood_for(np.array([[-0.2, 3.0]], np.float32)) == "gaussian"
     BernoulliLikelihood.check_inputs(np.array([[0.0, 1.0]], np.float32))
     with pytest.raises(ValueError, match=r"outside \[0, 1\]"):

@@ -105,8 +105,8 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Expected anomaly fraction; sets the threshold."),
         click.option("--likelihood", type=click.Choice(["auto", *sorted(LIKELIHOODS)]),
                      default=DEFAULTS["likelihood"], show_default=True,
-                     help="p(x|z,c): auto = Bernoulli for data in [0, 1], else Gaussian on "
-                          "standardised features."),
+                     help="p(x|z,c): auto = Bernoulli for pixels (uint8, or images in [0, 1]), "
+                          "Gaussian on standardised features for other arrays (tables too)."),
         device_option,
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default=DEFAULTS["precision"],
                      show_default=True, help="bf16: matrix products in bfloat16 (autocast)."),

@@ -33,8 +33,8 @@ class DetectorConfig(StrictConfig):
     validation_fraction: share of the training data held out for early stopping and the threshold.
     anomaly_score: a score name of ``dcvae.scoring.family`` (``"recon"``, ``"typical-elbo"``, ...);
         None: the model's own default (``recon`` for the VAEs, e.g. ``distance`` for ``knn``).
-    likelihood: "auto" (Bernoulli for data in [0, 1], Gaussian on standardised features else),
-        "bernoulli" or "gaussian".
+    likelihood: "auto" (Bernoulli for pixels: uint8 data or images in [0, 1]; Gaussian on
+        standardised features for other arrays, tables in [0, 1] too), "bernoulli" or "gaussian".
     """
 
     contamination: float = 0.05

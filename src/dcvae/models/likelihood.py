@@ -85,5 +85,9 @@ def build_likelihood(name: str, input_shape: tuple[int, ...]) -> Likelihood:
 
 
 def likelihood_for(x: np.ndarray) -> str:
-    """``likelihood="auto"``: Bernoulli for data in [0, 1] (uint8 images included), else Gaussian."""
-    return "bernoulli" if in_unit_interval(x) else "gaussian"
+    """``likelihood="auto"``: Bernoulli for pixels (uint8, or images of floats in [0, 1]), Gaussian
+    on standardised features for every other feature vector. Tabular data that happens to lie in
+    [0, 1] (min-max scaled) is not pixels: a Bernoulli would refuse the test rows beyond the
+    training range, which are the very rows a detector is for."""
+    pixels = x.dtype == np.uint8 or (x.ndim == 4 and in_unit_interval(x))
+    return "bernoulli" if pixels else "gaussian"
