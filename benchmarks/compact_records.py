@@ -5,7 +5,8 @@
 Records written before dcvae 0.2 kept a 51-point ROC curve for every score; the report draws the
 headline score's only, and the library now records only that one. Every other field (every
 score's AUC, average precision, F1, threshold, validation AUC) is kept as it is, and so are the
-keys, so the store still resumes. The file is replaced atomically.
+keys, so the store still resumes. The final loss terms (``final_terms``, read by no table) are
+kept to 6 significant digits. The file is replaced atomically.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def main() -> None:
             if score != headline and "roc_tpr" in metrics:
                 del metrics["roc_tpr"]
                 dropped += 1
+        if isinstance(record.get("final_terms"), dict):
+            record["final_terms"] = {k: float(f"{v:.6g}") if isinstance(v, float) else v
+                                     for k, v in record["final_terms"].items()}
     text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records)
     atomic_write_text(path, text)
     print(f"{path}: {len(records)} records, {dropped} ROC curves of non-headline scores dropped, "
