@@ -477,3 +477,13 @@ def test_a_single_run_shows_no_spread():
     assert _mean_std([0.5]) == "50.00 (1 run)"
     assert _mean_std([0.4, 0.6]) == "50.00 ± 10.00"
     assert _mean_std([]) == "—"
+
+
+def test_the_benchmark_command_keeps_its_continuation_lines():
+    """(issue 15, item 1) The header named `... --out DIR \\` and stopped at the backslash."""
+    from dcvae.report.header import _command_from_config
+
+    text = "# run:\n#   dcvae benchmark g.toml --out r \\\n#       --workers 2 --threads 1\nname = 'g'\n"
+    assert _command_from_config(text) == "dcvae benchmark g.toml --out r --workers 2 --threads 1"
+    one_line = "#   dcvae benchmark g.toml --out r\nx = 1\n"
+    assert _command_from_config(one_line) == "dcvae benchmark g.toml --out r"

@@ -43,11 +43,18 @@ def header_section(ctx: _Context, command: str | None) -> list[Block]:
 
 
 def _command_from_config(text: str) -> str | None:
-    """A ``dcvae benchmark ...`` line in the config's comments (the grid files name their command)."""
-    for line in text.splitlines():
+    """A ``dcvae benchmark ...`` command in the config's comments (the grid files name their
+    command), with its shell continuation lines (a trailing backslash) joined."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         found = re.search(r"(dcvae benchmark \S.*)$", line.lstrip("# ").strip())
         if line.lstrip().startswith("#") and found:
-            return found.group(1)
+            command = found.group(1)
+            for more in lines[i + 1:]:
+                if not command.endswith("\\") or not more.lstrip().startswith("#"):
+                    break
+                command = command[:-1].rstrip() + " " + more.lstrip("# ").strip()
+            return command.rstrip("\\").rstrip()
     return None
 
 
