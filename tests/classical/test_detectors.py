@@ -65,7 +65,7 @@ def test_the_latent_gaussians_see_the_normal_training_data_only(digits, ledoit_w
     x, c = digits.train.x[normal], digits.train.y[normal]
     det = AnomalyDetector("pca-gauss", params={"n_components": 4}, progress=False).fit(x, c=c)
     model = det.model_
-    train_codes = model.pca.transform(model.features(model.train_x))
+    train_codes = model.pca.transform(model.features(model.train_x).astype(np.float64))  # codes in float64
     assert len(seen) == 9 and sum(len(s) for s in seen) == len(model.train_x)
     assert len(model.train_x) == round(0.9 * len(x))  # the validation carve was held out
     fitted = {row.tobytes() for s in seen for row in s}

@@ -74,7 +74,7 @@ class PCAGauss(ClassicalModel):
 
     def _fit(self, features: np.ndarray, c: np.ndarray) -> None:
         self.pca = _pca(features, self.config.n_components, self.config.seed, residual=False)
-        codes = self.pca.transform(features)
+        codes = self._codes(features)
         self.gaussians = []
         for k in range(self.n_conditions):
             members = codes[c == k]
@@ -87,8 +87,13 @@ class PCAGauss(ClassicalModel):
             _, logdet = np.linalg.slogdet(gaussian.covariance_)
             self.gaussians.append((gaussian, logdet))
 
+    def _codes(self, features: np.ndarray) -> np.ndarray:
+        # float64: float32 products round differently with the batch size (BLAS blocking), and a
+        # sample's score must not depend on the batch it is scored in
+        return self.pca.transform(features.astype(np.float64))
+
     def _score(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        codes = self.pca.transform(features)
+        codes = self._codes(features)
         d = codes.shape[1]
         nll = np.column_stack([0.5 * (g.mahalanobis(codes) + logdet + d * math.log(2 * math.pi))
                                for g, logdet in self.gaussians])
