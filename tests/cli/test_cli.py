@@ -19,6 +19,7 @@ from dcvae.data import DATASETS, load_image_folder
 from dcvae.detector import AnomalyDetector
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.run import RunSpec
+from dcvae.io.model_dir import data_files
 from dcvae.models import MODELS
 from dcvae.scoring import SCORES
 
@@ -171,7 +172,7 @@ def test_scoring_with_a_corrupt_model_directory(image_model, tmp_path):
     images, model = image_model
     broken = tmp_path / "broken"
     shutil.copytree(model, broken)
-    (broken / "model.safetensors").write_bytes(b"\x00" * 100)
+    data_files(broken)[0].write_bytes(b"\x00" * 100)
     _user_error(_run("score", broken, "--images", images, "--out", tmp_path / "s.csv"),
                 "is not a valid safetensors file")
     (broken / "config.json").write_text("{not json")

@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from dcvae.detector import AnomalyDetector
-from dcvae.io.model_dir import load_model
+from dcvae.io.model_dir import data_files, load_model
 from dcvae.models import build_model
 from dcvae.training import TensorData, TrainConfig, Trainer
 from dcvae.training.checkpoint import TrainingState, load_checkpoint
@@ -50,7 +50,8 @@ def saved_files(detectors, tmp_path_factory):
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     return Saved({
         "config": (root / "model" / "config.json").read_bytes(),
-        "weights": (root / "model" / "model.safetensors").read_bytes(),
+        "weights": data_files(root / "model")[0].read_bytes(),
+        "weights_name": data_files(root / "model")[0].name,
         "checkpoint": checkpoint.read_bytes(), "checkpoint_meta": meta, "checkpoint_tensors": tensors,
         "train": train, "config_obj": config,
     })
@@ -157,7 +158,7 @@ PROBE = np.random.default_rng(5).integers(0, 256, size=(3, 8, 8), dtype=np.uint8
 @_settings(300)
 @given(data=st.data())
 def test_damaged_model_files_are_refused_naming_the_file_or_load(saved_files, scratch, data):
-    target = data.draw(st.sampled_from(["config.json", "model.safetensors"]), label="file")
+    target = data.draw(st.sampled_from(["config.json", saved_files["weights_name"]]), label="file")
     if target == "config.json" and data.draw(st.booleans()):
         blob = data.draw(json_mutants(json.loads(saved_files["config"])), label="json").text.encode()
     else:
@@ -166,7 +167,7 @@ def test_damaged_model_files_are_refused_naming_the_file_or_load(saved_files, sc
     folder = scratch() / "model"
     folder.mkdir()
     (folder / "config.json").write_bytes(saved_files["config"])
-    (folder / "model.safetensors").write_bytes(saved_files["weights"])
+    (folder / saved_files["weights_name"]).write_bytes(saved_files["weights"])
     if blob is None:
         (folder / target).unlink()
     else:

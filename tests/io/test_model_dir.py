@@ -1,10 +1,13 @@
 """Saved models: safetensors + a strict JSON config, reloaded bit-identically, never unpickled."""
 
 import ast
+import contextlib
+import errno
 import io
 import json
 import pathlib
 import pickle
+import re
 import shutil
 import tokenize
 
@@ -14,7 +17,8 @@ import torch
 
 import dcvae
 from dcvae.detector import AnomalyDetector
-from dcvae.io.model_dir import CONFIG_FILE, WEIGHTS_FILE, ModelFileError, load_model, save_model
+from dcvae.io import model_dir
+from dcvae.io.model_dir import CONFIG_FILE, ModelFileError, data_files, load_model, save_model
 from dcvae.models import MODELS, build_model
 from dcvae.scoring import anomaly_scores
 from dcvae.training import History, TrainConfig
@@ -119,7 +123,9 @@ def test_config_json_names_model_hyperparameters_shape_conditions_and_version(tm
     assert saved.training == TrainConfig(epochs=7, lr=0.01)
     assert saved.history.best_epoch == 1
     assert saved.library_version == dcvae.__version__
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    weights, arrays = data_files(tmp_path / "m")
+    assert arrays is None and re.fullmatch(r"model-[0-9a-f]{16}\.safetensors", weights.name)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [CONFIG_FILE, weights.name]
 
 
 # --------------------------------------------------------------------------- refusals
@@ -208,15 +214,16 @@ def test_config_that_is_not_json_is_refused(saved):
 
 
 def test_missing_files_are_named(saved, tmp_path):
-    (saved / WEIGHTS_FILE).unlink()
-    with pytest.raises(ModelFileError, match=f"{WEIGHTS_FILE} not found"):
+    weights = data_files(saved)[0]
+    weights.unlink()
+    with pytest.raises(ModelFileError, match=f"{weights.name} not found"):
         load_model(saved)
     with pytest.raises(ModelFileError, match=f"{CONFIG_FILE} not found"):
         load_model(tmp_path)
 
 
 def test_corrupt_weights_are_refused(saved):
-    weights = saved / WEIGHTS_FILE
+    weights = data_files(saved)[0]
     good = weights.read_bytes()
     for bad in (b"\x00" * 64, good[: len(good) // 2], b"not safetensors at all"):
         weights.write_bytes(bad)
@@ -226,7 +233,7 @@ def test_corrupt_weights_are_refused(saved):
 
 def test_weights_of_another_model_are_refused(saved, tmp_path):
     other = save_model(_model("vae"), tmp_path / "vae")
-    (saved / WEIGHTS_FILE).write_bytes((other / WEIGHTS_FILE).read_bytes())
+    data_files(saved)[0].write_bytes(data_files(other)[0].read_bytes())
     with pytest.raises(ModelFileError, match=r"missing tensors \['conditional_prior"):
         load_model(saved)
 
@@ -236,6 +243,73 @@ def test_saving_over_a_file_is_refused(tmp_path):
     with pytest.raises(ModelFileError, match="not a directory"):
         save_model(_model("vae"), tmp_path / "m")
     assert (tmp_path / "m").read_text() == "precious"
+
+
+# --------------------------------------------------------------------------- saved as one unit
+
+
+def _same_weights(loaded, model):
+    state = loaded.model.state_dict()
+    return all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_save_killed_before_config_json_leaves_the_previous_model_whole(tmp_path, monkeypatch):
+    old, new = _model("dcvae", seed=0), _model("dcvae", seed=1)
+    path = save_model(old, tmp_path / "m", history=History(best_epoch=1), arrays={"a": np.ones(3)})
+
+    def killed(*args, **kwargs):  # the kill comes after the new data files, before config.json
+        raise KeyboardInterrupt
+    monkeypatch.setattr(model_dir, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(new, path, history=History(best_epoch=2), arrays={"a": np.zeros(3)})
+    monkeypatch.undo()
+    loaded = load_model(path)  # the old weights, under the old config.json, with the old arrays
+    assert _same_weights(loaded, old) and not _same_weights(loaded, new)
+    assert loaded.history.best_epoch == 1 and loaded.arrays["a"].tolist() == [1.0, 1.0, 1.0]
+    save_model(new, path)  # the next save removes what the killed one left
+    weights, arrays = data_files(path)
+    assert arrays is None and sorted(p.name for p in path.iterdir()) == [CONFIG_FILE, weights.name]
+    assert _same_weights(load_model(path), new)
+
+
+def test_a_full_disk_during_a_re_save_keeps_the_previous_model(tmp_path, monkeypatch):
+    old, new = _model("dcvae", seed=0), _model("dcvae", seed=1)
+    path = save_model(old, tmp_path / "m", arrays={"a": np.ones(3)})
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    real = model_dir.atomic_file
+
+    @contextlib.contextmanager
+    def full_disk(target):  # the disk fills while the second data file (the arrays) is written
+        with real(target) as fh:
+            if pathlib.Path(target).name.startswith("arrays-"):
+                raise OSError(errno.ENOSPC, "No space left on device", str(target))
+            yield fh
+    monkeypatch.setattr(model_dir, "atomic_file", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(new, path, arrays={"a": np.zeros(3)})
+    monkeypatch.undo()
+    assert _same_weights(load_model(path), old)
+    after = {p.name: p.read_bytes() for p in path.iterdir() if not p.name.startswith("model-")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("model-")}  # no temp file
+
+
+def test_a_directory_of_dcvae_0_2_with_fixed_names_loads(tmp_path):
+    model = _model("dcvae")
+    path = save_model(model, tmp_path / "m", arrays={"a": np.ones(3)})
+    weights, arrays = data_files(path)
+    weights.rename(path / "model.safetensors")
+    arrays.rename(path / "arrays.safetensors")
+    _edit(path, lambda meta: meta.pop("files"))
+    loaded = load_model(path)
+    assert _same_weights(loaded, model) and loaded.arrays["a"].tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["../model-0123456789abcdef.safetensors", "/etc/passwd",
+                                  "arrays-0123456789abcdef.safetensors", 7])
+def test_config_json_naming_a_file_outside_its_kind_is_refused(saved, name):
+    _edit(saved, lambda meta: meta["files"].update(weights=name))
+    with pytest.raises(ModelFileError, match="field 'files.weights' must be a file name"):
+        load_model(saved)
 
 
 # --------------------------------------------------------------------------- never unpickle
@@ -266,11 +340,11 @@ def test_the_planted_payload_is_live(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["pickle", "torch.save"])
-@pytest.mark.parametrize("target", [WEIGHTS_FILE, CONFIG_FILE])
+@pytest.mark.parametrize("target", ["weights", CONFIG_FILE])
 @pytest.mark.parametrize("loader", [load_model, AnomalyDetector.load])
 def test_a_planted_pickle_is_refused_and_never_run(saved, tmp_path, kind, target, loader):
     marker = tmp_path / "pwned"
-    (saved / target).write_bytes(_payloads(marker)[kind])
+    (data_files(saved)[0] if target == "weights" else saved / target).write_bytes(_payloads(marker)[kind])
     with pytest.raises(ValueError, match="not valid JSON|not a valid safetensors file") as err:
         loader(saved)
     assert isinstance(err.value, ModelFileError)

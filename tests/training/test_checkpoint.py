@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dcvae.io.model_dir import data_files
 from dcvae.models import build_model
 from dcvae.training import TensorData, TrainConfig, Trainer, TrainingDivergedError
 from dcvae.training.checkpoint import CheckpointError, load_checkpoint
@@ -60,7 +61,7 @@ def test_sigkilled_fit_resumes_to_bit_identical_weights(tmp_path):
     assert not (killed / "config.json").exists()
 
     _finish(_dcvae("fit", "--array", data, *FIT, "--resume", "--out", killed))
-    expected, resumed = load_file(whole / "model.safetensors"), load_file(killed / "model.safetensors")
+    expected, resumed = load_file(data_files(whole)[0]), load_file(data_files(killed)[0])
     assert expected.keys() == resumed.keys()
     for name in expected:
         assert torch.equal(expected[name], resumed[name]), name

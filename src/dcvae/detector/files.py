@@ -1,5 +1,5 @@
 """A detector as a model directory: the model (``dcvae.io.model_dir``) with the detector's settings
-in ``config.json`` and its fitted arrays in ``arrays.safetensors``. Nothing is ever unpickled."""
+in ``config.json`` and its fitted arrays in the arrays file. Nothing is ever unpickled."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcvae.detector.config import ARCHITECTURE, FROM_DATA, MODES
-from dcvae.io.model_dir import ARRAYS_FILE, ModelFileError, load_model, save_model
+from dcvae.io.model_dir import ModelFileError, load_model, save_model
 from dcvae.models import VAE
 from dcvae.scoring.family import FittedScore
 from dcvae.scoring.latent import LatentGaussians
@@ -70,7 +70,7 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
             model.latent_gaussians = LatentGaussians.from_arrays(saved.arrays, max(model.n_conditions, 1),
                                                                  cfg.latent_dim)
         except ValueError as err:
-            raise ModelFileError(f"{path}: {ARRAYS_FILE}: {err}") from None
+            raise ModelFileError(f"{path}: the fitted arrays: {err}") from None
     params = {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
               if f.name not in FROM_DATA and f.name not in ARCHITECTURE}
     train = saved.training or TrainConfig()

@@ -1,5 +1,12 @@
-"""A saved model is a directory: ``config.json`` + ``model.safetensors`` (+ ``arrays.safetensors``).
-Nothing is ever unpickled.
+"""A saved model is a directory: ``config.json`` + a weights file (+ an arrays file), both
+safetensors. Nothing is ever unpickled.
+
+The directory is saved as one unit: the weights and arrays go to new files named by their content
+(``model-<sha256 prefix>.safetensors``), and ``config.json``, which names them in its ``files``
+field, is replaced last, in one atomic rename. A save killed at any point, or failing on a full
+disk, leaves the previous model whole; the files it no longer names are removed after the rename.
+Directories of dcvae 0.1 and 0.2 have no ``files`` field and fixed names (``model.safetensors``,
+``arrays.safetensors``); they load unchanged.
 
 ``config.json`` holds the model name, its hyper-parameters (with input shape and condition names),
 the training config and history, the library version, and optional detector settings;
@@ -13,8 +20,10 @@ likelihood's variance are renamed on the way in (see ``_MIGRATIONS``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,21 +32,25 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
-from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import save as numpy_bytes
+from safetensors.torch import load_file
+from safetensors.torch import save as torch_bytes
 
 from dcvae import __version__
 from dcvae.classical import ClassicalModel
 from dcvae.config import ConfigError
-from dcvae.io.atomic import atomic_write, atomic_write_text
+from dcvae.io.atomic import atomic_file, atomic_write_text
 from dcvae.models import VAE, model_class
 from dcvae.training import History, TrainConfig
 
 CONFIG_FILE = "config.json"
+#: The fixed names of directories written before ``config.json`` named its files.
 WEIGHTS_FILE = "model.safetensors"
 ARRAYS_FILE = "arrays.safetensors"
 FORMAT = "dcvae.model"
-_KEYS = {"format", "library_version", "model", "config", "training", "history", "detector"}
+_KEYS = {"format", "library_version", "model", "config", "training", "history", "detector", "files"}
+#: The data files a save writes: ``<kind>-<16 hex digits of their sha256>.safetensors``.
+_DATA_FILE = re.compile(r"(model|arrays)-[0-9a-f]{16}\.safetensors")
 
 
 class ModelFileError(ValueError):
@@ -72,20 +85,51 @@ def save_model(model: VAE | ClassicalModel, path: str | os.PathLike[str], *,
         "history": None if history is None else history.to_dict(),
         "detector": detector,
     }
-    # weights first: a config.json only ever describes weights that are already complete
     if isinstance(model, ClassicalModel):  # its fitted data, as arrays
-        data = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
-        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_numpy(data, str(tmp)))
+        weights = numpy_bytes({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()})
     else:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    if arrays:
-        contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-        atomic_write(path / ARRAYS_FILE, lambda tmp: save_numpy(contiguous, str(tmp)))
-    else:
-        (path / ARRAYS_FILE).unlink(missing_ok=True)  # none of an earlier model's arrays linger
+        weights = torch_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    # the data files first, under new names; config.json, replaced last, is the one commit point
+    fitted = numpy_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()}) if arrays else None
+    meta["files"] = {"weights": _write_data(path, "model", weights),
+                     "arrays": None if fitted is None else _write_data(path, "arrays", fitted)}
     atomic_write_text(path / CONFIG_FILE, json.dumps(meta, indent=2, allow_nan=False))
+    named = set(meta["files"].values())
+    for old in path.iterdir():  # what an earlier model, or a killed save, left; never a stranger's file
+        ours = _DATA_FILE.fullmatch(old.name) or old.name in (WEIGHTS_FILE, ARRAYS_FILE)
+        if ours and old.name not in named:
+            old.unlink(missing_ok=True)
     return path
+
+
+def _write_data(path: Path, kind: str, data: bytes) -> str:
+    name = f"{kind}-{hashlib.sha256(data).hexdigest()[:16]}.safetensors"
+    with atomic_file(path / name) as fh:
+        fh.write(data)
+    return name
+
+
+def data_files(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
+    """The weights file and the arrays file (None: it has none) that ``config.json`` at ``path``
+    names, checked to be plain names inside ``path``."""
+    path = Path(path)
+    return _data_files(path, _read_meta(path))
+
+
+def _data_files(path: Path, meta: dict[str, Any]) -> tuple[Path, Path | None]:
+    files = meta.get("files")
+    if files is None:  # written before config.json named its files
+        return path / WEIGHTS_FILE, (path / ARRAYS_FILE if (path / ARRAYS_FILE).is_file() else None)
+    where = path / CONFIG_FILE
+    if not isinstance(files, dict) or set(files) != {"weights", "arrays"}:
+        raise ModelFileError(f"{where}: field 'files' must hold exactly 'weights' and 'arrays'")
+    for key, kind in (("weights", "model"), ("arrays", "arrays")):
+        name = files[key]
+        if not (name is None and key == "arrays") and not (
+                isinstance(name, str) and _DATA_FILE.fullmatch(name) and name.startswith(kind)):
+            raise ModelFileError(f"{where}: field 'files.{key}' must be a file name like "
+                                 f"'{kind}-0123456789abcdef.safetensors', got {name!r}")
+    return path / files["weights"], None if files["arrays"] is None else path / files["arrays"]
 
 
 def _rename(mapping: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
@@ -159,9 +203,9 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
         history = None if meta.get("history") is None else History.from_dict(meta["history"])
     except (ValueError, ConfigError) as err:
         raise ModelFileError(f"{path / CONFIG_FILE}: {err}") from None
-    weights_path = path / WEIGHTS_FILE
+    weights_path, arrays_path = _data_files(path, meta)
     if not weights_path.is_file():
-        raise ModelFileError(f"{path}: {WEIGHTS_FILE} not found")
+        raise ModelFileError(f"{path}: {weights_path.name} not found")
     if issubclass(cls, ClassicalModel):
         try:
             model: VAE | ClassicalModel = cls.from_state(config, load_numpy(str(weights_path)))
@@ -172,13 +216,14 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
                                  f"{err}") from None
     else:
         model = _load_vae(cls, config, weights_path, version, meta["model"], device)
-    return SavedModel(model, training, history, meta.get("detector"), version, _read_arrays(path))
+    return SavedModel(model, training, history, meta.get("detector"), version, _read_arrays(arrays_path))
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    arrays_path = path / ARRAYS_FILE
-    if not arrays_path.is_file():
+def _read_arrays(arrays_path: Path | None) -> dict[str, np.ndarray]:
+    if arrays_path is None:
         return {}
+    if not arrays_path.is_file():
+        raise ModelFileError(f"{arrays_path.parent}: {arrays_path.name} not found")
     try:
         arrays = load_numpy(str(arrays_path))
     except (SafetensorError, OSError, ValueError) as err:
