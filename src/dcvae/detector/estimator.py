@@ -379,8 +379,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the detector as a model directory (config.json, model.safetensors and the fitted
-        arrays in arrays.safetensors)."""
+        """Write the detector as a model directory (config.json, the weights and the fitted
+        arrays), as one unit: a save that fails keeps the previous model."""
         return save_detector(self, path)
 
     @classmethod
