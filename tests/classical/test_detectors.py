@@ -50,9 +50,9 @@ def test_pca_gauss_takes_the_minimum_nll_over_the_conditions(digits):
     given = det.decision_function(q, digits.test.y[:30])
     np.testing.assert_array_equal(given, per_condition[np.arange(30), digits.test.y[:30]])
     # one condition's Gaussian, from scikit-learn directly, on the training part it was fitted on
-    codes = model.pca.transform(model.features(model.train_x))
+    codes = model.pca.transform(model.features(model.train_x).astype(np.float64))  # as pca-gauss does
     gaussian = LedoitWolf().fit(codes[model.train_c == 4])
-    z = model.pca.transform(model.features(q))
+    z = model.pca.transform(model.features(q).astype(np.float64))
     nll = 0.5 * (gaussian.mahalanobis(z) + np.linalg.slogdet(gaussian.covariance_)[1] + 6 * np.log(2 * np.pi))
     np.testing.assert_allclose(per_condition[:, 4], nll, rtol=1e-6)
 

@@ -345,3 +345,47 @@ def test_demo_takes_a_score_and_refuses_an_unknown_one():
     assert len(rows) == 1 and len(rows[0]) == 5 and all(0.0 <= float(v) <= 1.0 for v in rows[0][1:])
     bad = _run("demo", "--epochs", "1", "--score", "mahalanobis")
     assert bad.exit_code != 0 and "mahalanobis" in bad.output
+
+
+def test_score_reads_new_files_as_fit_read_its_own(tmp_path):
+    """What fit was told (--size, the colour mode it found, --condition-column) is kept with the
+    model: score without those options reads new data the same way."""
+    big = _image_folder(tmp_path / "big", size=(12, 10))
+    _ok(_run("fit", "--images", big, "--size", "8x8", "--model", "vae", "--out", tmp_path / "m", *QUICK_FIT))
+    _ok(_run("score", tmp_path / "m", "--images", big, "--out", tmp_path / "a.csv"))
+    _ok(_run("score", tmp_path / "m", "--images", big, "--size", "8x8", "--out", tmp_path / "b.csv"))
+    assert _read_csv(tmp_path / "a.csv") == _read_csv(tmp_path / "b.csv")
+
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), mode="RGB").save(colour / f"{i}.png")
+    _ok(_run("fit", "--images", colour, "--model", "vae", "--out", tmp_path / "rgb", *QUICK_FIT))
+    gray = _image_folder(tmp_path / "gray")  # grayscale files, read in the colour mode of the model
+    _, rows = _read_csv(_ok(_run("score", tmp_path / "rgb", "--images", gray, "--out", tmp_path / "c.csv"))
+                        and tmp_path / "c.csv")
+    assert len(rows) == 30
+
+    lines = ["cond,f0,f1"] + [f"{'xy'[i % 2]},{a:.4f},{b:.4f}"
+                              for i, (a, b) in enumerate(rng.random((40, 2)))]
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    _ok(_run("fit", "--array", tmp_path / "x.csv", "--condition-column", "cond", "--model", "cvae",
+             "--out", tmp_path / "csv", *QUICK_FIT))
+    _ok(_run("score", tmp_path / "csv", "--array", tmp_path / "x.csv", "--given",
+             "--out", tmp_path / "d.csv"))
+    _, rows = _read_csv(tmp_path / "d.csv")
+    assert [r[2] for r in rows] == ["x", "y"] * 20
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--latent-dim", "1000000000"], "the model would have about"),
+    (["--param", "hidden_dims=[100000000000]"], "the model would have about"),
+    (["--param", "hidden_dims=[1e22]"], "hidden_dims"),
+    (["--size", "100000x100000"], "more than half this machine's memory"),
+])
+def test_sizes_beyond_the_machine_are_refused_before_allocating(image_model, tmp_path, options, message):
+    images, _ = image_model
+    _user_error(_run("fit", "--images", images, "--model", "vae", "--out", tmp_path / "m", *QUICK_FIT,
+                     *options), message)
+    assert not (tmp_path / "m").exists()

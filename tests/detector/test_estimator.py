@@ -258,3 +258,33 @@ def test_validation_without_conditions_is_refused_for_a_conditional_fit(digits):
         det.fit(x, c=y, validation=(digits.test.x[:50], None))
     vae = AnomalyDetector("vae", epochs=1, latent_dim=2, progress=False)
     assert vae.fit(x, validation=(digits.test.x[:50], None)).model_ is not None
+
+
+# --------------------------------------------------------------------------- feature vectors read as at fit
+
+
+@pytest.mark.parametrize("model", ["vae", "knn"])
+@pytest.mark.parametrize("fit_dtype", [np.uint8, np.int64])
+def test_the_same_feature_values_score_the_same_in_any_integer_type(digits, tmp_path, model, fit_dtype):
+    """A model fitted on 0-255 features held as one integer type scores the same numbers held as
+    another the same, saved and loaded too (an int64 fit once read uint8 input as intensities / 255)."""
+    flat = digits.train.x.reshape(len(digits.train.x), -1)
+    det = AnomalyDetector(model, epochs=1, **SMALL).fit(flat.astype(fit_dtype))
+    test = digits.test.x.reshape(len(digits.test.x), -1)[:50]
+    expected = det.decision_function(test.astype(fit_dtype))
+    loaded = AnomalyDetector.load(det.save(tmp_path / "m"))
+    for other in (np.uint8, np.int64, np.int16):
+        for d in (det, loaded):
+            np.testing.assert_allclose(d.decision_function(test.astype(other)), expected, rtol=1e-6)
+
+
+def test_a_pixel_model_refuses_float_features_beyond_the_unit_interval(digits):
+    flat = digits.train.x.reshape(len(digits.train.x), -1)
+    det = AnomalyDetector("knn", progress=False).fit(flat)  # uint8: pixel intensities
+    assert det.input_ == {"pixels": True}
+    np.testing.assert_allclose(det.decision_function(flat[:5] / 255.0), det.decision_function(flat[:5]),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match=r"fitted on uint8 pixel intensities .* found 0\.\.255"):
+        det.decision_function(flat[:5].astype(np.float32))
+    with pytest.raises(ValueError, match="holds integers -1..255"):
+        det.decision_function(np.r_[flat[:4].astype(np.int64), [np.full(flat.shape[1], -1)]].clip(-1))

@@ -180,7 +180,7 @@ def saved_detector(tmp_path_factory):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda d: d.pop("score"), "field 'detector' must hold exactly"),
+    (lambda d: d.pop("score"), "field 'detector' must hold \\['contamination'"),
     (lambda d: d.update(score=5), "'detector.score' must be a string"),
     (lambda d: d.update(score="mahalanobis"), "field 'detector': unknown score 'mahalanobis'"),
     (lambda d: d.update(contamination="0.1"), "'detector.contamination' must be a number, got '0.1'"),
@@ -189,6 +189,10 @@ def saved_detector(tmp_path_factory):
     (lambda d: d.update(thresholds={"given": 1.0}), "'detector.thresholds' must map"),
     (lambda d: d.update(thresholds={"given": True, "marginal": 1.0}), "'detector.thresholds' must map"),
     (lambda d: d.update(thresholds={"given": float("nan"), "marginal": 1.0}), "finite numbers"),
+    (lambda d: d.update(input={"pixels": 1}), "'detector.input' must be an object"),
+    (lambda d: d.update(input={"size": [0, 8]}), "'detector.input' must be an object"),
+    (lambda d: d.update(input={"condition_column": True}), "'detector.input' must be an object"),
+    (lambda d: d.update(input={"colour": "rgb"}), "'detector.input' must be an object"),
 ])
 def test_detector_settings_that_do_not_match_are_refused(saved_detector, tmp_path, change, message):
     path = tmp_path / "m"

@@ -5,6 +5,7 @@ import torch
 
 from dcvae.config import ConfigError
 from dcvae.models import MODELS, build_model, model_class
+from dcvae.models.base import VAEConfig
 
 PAPER_MODELS = ["vae", "beta-vae", "cvae", "dcvae", "factorvae", "rfvae", "beta-tcvae"]
 # Our own variants, beyond the paper's seven.
@@ -205,3 +206,12 @@ def test_config_refuses_unknown_and_mistyped_fields():
         build_model("vae", input_shape=[1, 8, 8], latent_dim="16")
     with pytest.raises(ConfigError, match="beta must be >= 0"):
         build_model("dcvae", input_shape=[1, 8, 8], beta=-1.0)
+
+
+@pytest.mark.parametrize("sizes", [{"hidden_dims": (10**11,)}, {"hidden_dims": (10**30, 4)},
+                                   {"latent_dim": 10**9}, {"input_shape": (1, 2000, 2000)}])
+def test_a_model_beyond_the_weight_limit_is_refused_before_allocating(sizes):
+    with pytest.raises(ConfigError, match=r"the model would have about .* weights"):
+        VAEConfig(**sizes)
+    assert VAEConfig(hidden_dims=(512, 256), input_shape=(3, 64, 64)).estimated_parameters() == (
+        2 * (3 * 64 * 64 * 512 + 512 * 256 + 256 * 16))

@@ -88,13 +88,15 @@ def fit(**kw: Any) -> None:
             fit_args: dict[str, Any] = {"c": split.train.y, "condition_names": split.condition_names,
                                         "validation": (split.validation.x, split.validation.y)}
         else:
-            user, names, _ = load_user_data(kw)
+            user, names, _, read = load_user_data(kw)
             x = user.x
             fit_args = {"c": condition_labels(user, names)}
         start = time.perf_counter()
         detector.fit(x, **fit_args, checkpoint=checkpoint if use_checkpoint else None,
                      checkpoint_every=every or 1, resume=resume)
         seconds = time.perf_counter() - start
+        if source != "dataset":  # `dcvae score` reads new files the same way
+            detector.input_.update(read)
         detector.save(out)
         click.echo(f"trained {model} on {len(x)} samples for {len(detector.history_.epochs)} epochs "
                    f"in {seconds:.1f} s; threshold {detector.threshold_:.4g}; saved to {out}")
@@ -155,7 +157,7 @@ def score(model_dir: Path, split: str, given: bool, out: Path, device: str, **kw
         x, labels, names = part.x, part.y, data.class_names
         ids = [""] * len(part)
     else:
-        user, names, ids = load_user_data(kw)
+        user, names, ids, _ = load_user_data(kw, like=detector)
         x, labels = user.x, user.y
     conditions = None
     if given:

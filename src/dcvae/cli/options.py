@@ -173,23 +173,40 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
     return h, w
 
 
-def load_user_data(kw: dict[str, Any]) -> tuple[LabelledArray, tuple[str, ...], list[str]]:
-    """The samples named by --images or --array: (data, condition names, file of each sample)."""
+def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None
+                   ) -> tuple[LabelledArray, tuple[str, ...], list[str], dict[str, Any]]:
+    """The samples named by --images or --array: (data, condition names, file of each sample, how
+    they were read). ``like``: a fitted detector, whose data the new data is read like when an
+    option is not given: images at its size and colour mode, tables with its condition column."""
     images, array_file = kw.pop("images"), kw.pop("array_file")
     column, size = kw.pop("condition_column"), parse_size(kw.pop("size"))
+    no_conditions = kw.pop("no_conditions")
+    fitted: dict[str, Any] = {} if like is None else like.input_
+    if like is not None and not no_conditions:
+        no_conditions = fitted.get("no_conditions", False)
     if images is not None:
-        folder = read_image_folder(images, size=size)  # one listing: each score keeps its file
+        mode = "auto"
+        shape = () if like is None else tuple(like.model_.config.input_shape)
+        if len(shape) == 3:  # an image model: its colour mode, and the --size fit was given
+            mode = "L" if shape[0] == 1 else "RGB"
+            if size is None and fitted.get("size") is not None:
+                size = (int(fitted["size"][0]), int(fitted["size"][1]))
+        folder = read_image_folder(images, size=size, mode=mode)  # one listing: each score keeps its file
         data, names = folder.data, folder.names
         ids = [f.relative_to(images).as_posix() for f in folder.files]
+        read: dict[str, Any] = {"size": None if size is None else list(size), "no_conditions": no_conditions}
     else:
         col: str | int | None = column
         if column is not None and column.isdigit():
             col = int(column)
+        elif column is None:
+            col = fitted.get("condition_column")
         data, names = load_array_file(array_file, condition_column=col)
         ids = [""] * len(data)
-    if kw.pop("no_conditions") or not names:
+        read = {"condition_column": col, "no_conditions": no_conditions}
+    if no_conditions or not names:
         data, names = LabelledArray(data.x, np.full(len(data), -1, dtype=np.int64)), ()
-    return data, names, ids
+    return data, names, ids, read
 
 
 def condition_labels(data: LabelledArray, names: tuple[str, ...]) -> np.ndarray | None:

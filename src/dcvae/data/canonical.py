@@ -29,8 +29,13 @@ class InputError(ValueError, TypeError):
     """An input that is not an array of numbers: a sparse matrix, or a value that is not a number."""
 
 
-def canonical_inputs(x: Any, *, name: str = "X") -> np.ndarray:
-    """Validate and canonicalise one array of samples; raises naming what is wrong."""
+def canonical_inputs(x: Any, *, name: str = "X", pixels: bool | None = None) -> np.ndarray:
+    """Validate and canonicalise one array of samples; raises naming what is wrong.
+
+    ``pixels`` fixes how feature vectors are read when a fitted model already decided it: True
+    (it was fitted on uint8 intensities) reads integers in 0-255 as uint8 and floats in [0, 1] as
+    intensities; False (fitted on values) reads uint8 as plain values. None: by dtype, as above.
+    So the same numbers score the same whatever integer type holds them."""
     arr = _as_numeric_array(x, name)
     if arr.ndim not in (2, 3, 4):
         hint = " Reshape your data: for one sample, pass x[None]." if arr.ndim == 1 else ""
@@ -47,6 +52,8 @@ def canonical_inputs(x: Any, *, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} has shape {arr.shape}, which looks channels-last (n, H, W, C); "
                          "images are (n, C, H, W): pass x.transpose(0, 3, 1, 2)")
     image = arr.ndim == 4
+    if not image and pixels is not None:
+        return _features_as_fitted(arr, name, pixels)
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
@@ -64,6 +71,26 @@ def canonical_inputs(x: Any, *, name: str = "X") -> np.ndarray:
         if lo < 0.0 or hi > 1.0:
             raise ValueError(f"{name}: float images must lie in [0, 1], found {lo:.4g}..{hi:.4g}; "
                              "divide 0-255 images by 255 or pass them as uint8")
+    return arr
+
+
+def _features_as_fitted(arr: np.ndarray, name: str, pixels: bool) -> np.ndarray:
+    if not pixels:  # values: uint8 is a number like any other integer
+        return arr.astype(np.float32) if arr.dtype.kind in "biu" else _finite_float32(arr, name)
+    if arr.dtype.kind in "iu":
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{name}: the model was fitted on uint8 pixel intensities (0-255), but "
+                             f"{name} holds integers {lo}..{hi}")
+        return arr.astype(np.uint8, copy=False)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * np.uint8(255)
+    arr = _finite_float32(arr, name)
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name}: the model was fitted on uint8 pixel intensities (0-255); float "
+                         f"features must then lie in [0, 1], found {lo:.4g}..{hi:.4g}: pass 0-255 "
+                         "values as integers")
     return arr
 
 

@@ -220,6 +220,11 @@ def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
                 )
         size = first
     channels = 1 if gray else 3
+    need, have = len(files) * channels * size[0] * size[1], _physical_memory()
+    if have is not None and need > have // 2:  # refused before allocating, not killed halfway
+        raise ValueError(f"{root}: {len(files)} images of {size[0]}x{size[1]} need {need / 2**30:.3g} GiB, "
+                         f"more than half this machine's memory ({have / 2**30:.3g} GiB): resize them "
+                         "with size=(height, width) (CLI: --size HxW)")
     x = np.empty((len(files), channels, *size), dtype=np.uint8)
     for i, f in enumerate(files):
         x[i] = _decode(f, gray, size)
@@ -228,3 +233,10 @@ def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
     y, names = encode_conditions(classes, len(classes), name=f"{root}: class folders")
     return ImageFolder(LabelledArray(x, y), names, tuple(files))
 
+
+def _physical_memory() -> int | None:
+    """This machine's memory in bytes, where the platform says (Linux, macOS)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

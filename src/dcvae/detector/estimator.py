@@ -119,6 +119,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     decision_scores_, labels_: PyOD's scores and 0/1 labels of the training data (given mode when
         ``fit`` had conditions); not set with ``fit(..., training_scores=False)``.
     n_features_in_: the number of features (pixels × channels for images).
+    input_: how ``fit`` read its samples: ``{"pixels": bool}``, whether as uint8 intensities
+        (0-255); new feature vectors are read the same way, whatever integer type holds them.
+        ``dcvae fit`` adds how it read its file (``condition_column``, ``no_conditions``), which
+        ``dcvae score`` reads new files by.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, params: dict[str, Any] | None = None,
@@ -238,7 +242,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             x_fit, c_fit, x_val, c_val = x[fit_idx], cond[fit_idx], x[val_idx], cond[val_idx]
         else:
             x_fit, c_fit = x, cond
-            x_val = canonical_inputs(validation[0], name="validation X")
+            x_val = canonical_inputs(validation[0], name="validation X",
+                                     pixels=x.dtype == np.uint8 if x.ndim == 2 else None)
             if x_val.shape[1:] != x.shape[1:]:
                 raise ValueError(f"validation X has sample shape {x_val.shape[1:]}, X has {x.shape[1:]}")
             if validation[1] is None:
@@ -258,6 +263,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.__dict__.pop(name, None)
         self.model_, self.history_ = model, history
         self.n_features_in_ = int(np.prod(x.shape[1:]))
+        self.input_ = {"pixels": bool(x.dtype == np.uint8)}
         self.validation_base_scores_ = carve.base_scores
         self.score_fits_ = {mode: cal.fitted for mode, cal in carve.calibrated.items()}
         self.validation_scores_ = {mode: cal.normal_scores for mode, cal in carve.calibrated.items()}
@@ -374,6 +380,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                                  f"{shape[0]} features as input (sample shape {x.shape[1:]}, trained "
                                  f"on {shape})")
             raise ValueError(f"X has sample shape {x.shape[1:]}, but the model was trained on {shape}")
+        pixels = self.__dict__.get("input_", {}).get("pixels")  # None: a file saved without it
+        if x.ndim == 2 and pixels is not None:  # feature vectors are read as fit read them
+            x = canonical_inputs(X, pixels=pixels)
         model.check_inputs(x)
         return x
 

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from dcvae.detector.estimator import AnomalyDetector
 
 _DETECTOR_KEYS = {"score", "contamination", "validation_fraction", "thresholds"}
+_LATER_KEYS = {"score_fits", "input"}
+#: What ``detector.input`` may hold, with the type of each entry: how ``fit`` read its data
+#: (``pixels``, set by the detector), and how ``dcvae fit`` read its file (the CLI's entries).
+INPUT_KEYS: dict[str, tuple[type, ...]] = {"pixels": (bool,), "condition_column": (str, int, type(None)),
+                                           "no_conditions": (bool,), "size": (list, type(None))}
 
 
 def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
@@ -31,7 +36,8 @@ def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
     detector = {"score": det.anomaly_score_, "contamination": det.contamination,
                 "validation_fraction": det.validation_fraction,
                 "thresholds": dict(det.thresholds_),
-                "score_fits": {mode: fit.to_dict() for mode, fit in det.score_fits_.items()}}
+                "score_fits": {mode: fit.to_dict() for mode, fit in det.score_fits_.items()},
+                "input": det.__dict__.get("input_", {})}
     arrays = {f"validation_scores.{mode}": v
               for mode, v in det.__dict__.get("validation_scores_", {}).items()}  # none: a 0.1 file
     if "decision_scores_" in det.__dict__:
@@ -47,11 +53,13 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
     torch_device = resolve_device(device) if device is not None else None  # checked before reading
     saved = load_model(path)
     info = saved.detector or {}
-    # score_fits came later: a file without it holds a plain score, which needs no statistics
-    if not _DETECTOR_KEYS <= set(info) <= _DETECTOR_KEYS | {"score_fits"}:
-        raise ModelFileError(f"{path}: config.json field 'detector' must hold exactly "
-                             f"{sorted(_DETECTOR_KEYS | {'score_fits'})}; was this model saved by "
-                             "AnomalyDetector.save?")
+    # score_fits and input came later: without score_fits the score is a plain one, which needs no
+    # statistics; without input, feature vectors are read by their dtype
+    if not _DETECTOR_KEYS <= set(info) <= _DETECTOR_KEYS | _LATER_KEYS:
+        raise ModelFileError(f"{path}: config.json field 'detector' must hold "
+                             f"{sorted(_DETECTOR_KEYS)} (and {sorted(_LATER_KEYS)}); was this model "
+                             "saved by AnomalyDetector.save?")
+    read = _check_input(path, info.get("input", {}))
     thresholds = info["thresholds"]
     if (not isinstance(thresholds, dict) or set(thresholds) != set(MODES)
             or not all(_is_finite_number(v) for v in thresholds.values())):
@@ -102,6 +110,7 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
     det.thresholds_ = {k: float(v) for k, v in thresholds.items()}
     det.threshold_ = det.thresholds_[MARGINAL]
     det.n_features_in_ = int(np.prod(cfg.input_shape))
+    det.input_ = read
     scores = {mode: saved.arrays.get(f"validation_scores.{mode}") for mode in MODES}
     if all(v is not None for v in scores.values()):  # files of dcvae 0.1 have none
         det.validation_scores_ = {mode: np.asarray(v, dtype=np.float64) for mode, v in scores.items()}
@@ -109,6 +118,24 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
         det.decision_scores_ = np.asarray(saved.arrays["decision_scores"], dtype=np.float64)
         det.labels_ = np.asarray(saved.arrays["labels"], dtype=np.int64)
     return det
+
+
+def _check_input(path: str | os.PathLike[str], read: Any) -> dict[str, Any]:
+    def fits(key: str, value: Any) -> bool:
+        if key not in INPUT_KEYS or (isinstance(value, bool) and bool not in INPUT_KEYS[key]):
+            return False
+        if key == "size" and value is not None:  # [height, width]
+            return len(value) == 2 and all(_is_count(v) for v in value)
+        return isinstance(value, INPUT_KEYS[key])
+
+    if not isinstance(read, dict) or not all(fits(k, v) for k, v in read.items()):
+        raise ModelFileError(f"{path}: config.json field 'detector.input' must be an object with "
+                             f"entries among {sorted(INPUT_KEYS)}, got {read!r}")
+    return dict(read)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _jsonable(value: Any) -> Any:

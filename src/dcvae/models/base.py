@@ -8,6 +8,7 @@ to this interface.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,6 +28,11 @@ def _posterior(encoded: Tensor) -> tuple[Tensor, Tensor]:
     # .float(): under bf16 autocast only the matmuls run in bf16; the Gaussian algebra stays fp32
     mu, logvar = encoded.float().chunk(2, dim=1)
     return mu, logvar.clamp(*LOGVAR_RANGE)
+
+
+#: The most weights a model may have: 2**29 float32 weights are 2 GiB, and Adam keeps three times
+#: that again while training.
+MAX_PARAMETERS = 2**29
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,21 @@ class VAEConfig(StrictConfig):
             raise ConfigError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {self.likelihood!r}")
         if len(set(self.condition_names)) != len(self.condition_names):
             raise ConfigError(f"condition_names must be unique, got {self.condition_names}")
+        n = self.estimated_parameters()
+        if n > MAX_PARAMETERS:  # refused before anything is allocated (a config.json may say 10**30)
+            raise ConfigError(
+                f"the model would have about {n:.3g} weights ({4 * n / 2**30:.3g} GiB), more than the "
+                f"{MAX_PARAMETERS:.3g} allowed: lower hidden_dims or latent_dim, or give images a smaller "
+                f"size (CLI: --size HxW); input_shape {self.input_shape}, hidden_dims {self.hidden_dims}, "
+                f"latent_dim {self.latent_dim}"
+            )
+
+    def estimated_parameters(self) -> int:
+        """The weights of the encoder and decoder as fully connected layers (exact for the MLP, an
+        upper bound for the conv backbone's early layers): Python ints, so no size overflows."""
+        sizes = [math.prod(self.input_shape), *self.hidden_dims, self.latent_dim]
+        return 2 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False)) + len(self.condition_names) * (
+            self.hidden_dims[0] + self.latent_dim)
 
 
 def _check_positive(config: StrictConfig, *names: str) -> None:
