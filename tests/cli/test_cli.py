@@ -105,7 +105,7 @@ def test_fit_on_an_image_folder_then_score_it(image_model, tmp_path):
     result = _ok(_run("score", model, "--images", images, "--out", out))
     assert "marginal mode" in result.output
     header, rows = _read_csv(out)
-    assert header == ["index", "file", "label", "score", "anomaly"]
+    assert header == ["index", "file", "label", "score", "anomaly", "error"]
     assert len(rows) == 30
     assert [r[1] for r in rows] == [f"{k}/{i:02d}.png" for k in ("cats", "dogs") for i in range(15)]
     assert [r[2] for r in rows] == ["cats"] * 15 + ["dogs"] * 15
@@ -389,3 +389,21 @@ def test_sizes_beyond_the_machine_are_refused_before_allocating(image_model, tmp
     _user_error(_run("fit", "--images", images, "--model", "vae", "--out", tmp_path / "m", *QUICK_FIT,
                      *options), message)
     assert not (tmp_path / "m").exists()
+
+
+def test_score_skips_an_unreadable_image_and_lists_it(image_model, tmp_path):
+    images, model = image_model
+    folder = tmp_path / "images"
+    shutil.copytree(images, folder)
+    (folder / "dogs" / "03.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "s.csv"
+    result = _ok(_run("score", model, "--images", folder, "--out", out))
+    assert "skipped 1 unreadable image(s)" in result.stderr
+    _, rows = _read_csv(out)
+    assert len(rows) == 30 and [r[1] for r in rows[:29]] == [
+        f"{k}/{i:02d}.png" for k in ("cats", "dogs") for i in range(15) if (k, i) != ("dogs", 3)]
+    assert rows[-1][:5] == ["", "dogs/03.png", "", "", ""] and "not a readable image" in rows[-1][5]
+    assert all(r[5] == "" and r[3] for r in rows[:29])
+    out.unlink()
+    _user_error(_run("score", model, "--images", folder, "--strict", "--out", out), "03.png")
+    assert not out.exists()

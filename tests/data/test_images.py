@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcvae.data import DataFileError, load_image_folder
+from dcvae.data import DataFileError, load_image_folder, read_image_folder
 
 
 def _gray(path: Path, value: int, size: tuple[int, int] = (6, 4)) -> None:
@@ -146,3 +146,23 @@ def test_a_link_to_an_image_is_read(tmp_path: Path) -> None:
     (tmp_path / "data" / "b.png").symlink_to(tmp_path / "store" / "real.png")
     data, _ = load_image_folder(tmp_path / "data")
     assert len(data) == 2 and int(data.x[1].max()) == 7
+
+
+def test_unreadable_images_are_skipped_and_listed_when_asked(tmp_path: Path) -> None:
+    for i in range(3):
+        _gray(tmp_path / "a" / f"{i}.png", 10 * i)
+    _gray(tmp_path / "b" / "good.png", 200)
+    (tmp_path / "a" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")  # corrupt
+    (tmp_path / "b" / "gone.png").symlink_to(tmp_path / "nowhere.png")  # a broken link
+    folder = read_image_folder(tmp_path, skip_unreadable=True)
+    assert [f.relative_to(tmp_path).as_posix() for f in folder.files] == ["a/0.png", "a/2.png", "b/good.png"]
+    assert folder.data.x[:, 0, 0, 0].tolist() == [0, 20, 200]  # each row still its own file's pixels
+    assert folder.names == ("a", "b") and folder.data.y.tolist() == [0, 0, 1]
+    assert [Path(e.path).name for e in folder.skipped] == ["1.png", "gone.png"]
+    assert "not a readable image" in folder.skipped[0].problem and "link" in folder.skipped[1].problem
+    with pytest.raises(DataFileError, match=r"1\.png"):  # the default still refuses
+        read_image_folder(tmp_path)
+    for f in ("a/0.png", "a/2.png", "b/good.png"):
+        (tmp_path / f).write_bytes(b"broken")
+    with pytest.raises(DataFileError, match="none of its 5 images could be read"):
+        read_image_folder(tmp_path, skip_unreadable=True)

@@ -88,7 +88,7 @@ def fit(**kw: Any) -> None:
             fit_args: dict[str, Any] = {"c": split.train.y, "condition_names": split.condition_names,
                                         "validation": (split.validation.x, split.validation.y)}
         else:
-            user, names, _, read = load_user_data(kw)
+            user, names, _, read, _ = load_user_data(kw)
             x = user.x
             fit_args = {"c": condition_labels(user, names)}
         start = time.perf_counter()
@@ -143,11 +143,14 @@ def _exclusive(out: Path) -> Iterator[None]:
                    "instead of the minimum over all training conditions (marginal mode).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV file to write: index, file (for images), label, score, anomaly.")
+@click.option("--strict", is_flag=True,
+              help="Fail on an unreadable image instead of skipping it (skipped images are listed in "
+                   "the CSV with the reason).")
 @device_option
-def score(model_dir: Path, split: str, given: bool, out: Path, device: str, **kw: Any) -> None:
+def score(model_dir: Path, split: str, given: bool, out: Path, strict: bool, device: str, **kw: Any) -> None:
     """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
-    source = one_source(kw)
-    _refuse_to_overwrite_inputs(out, model_dir, kw.get("images"), kw.get("array_file"))
+    source, root = one_source(kw), kw.get("images")
+    _refuse_to_overwrite_inputs(out, model_dir, root, kw.get("array_file"))
     detector = AnomalyDetector.load(model_dir, device=device)
     if source == "dataset":
         data = load_dataset(kw["dataset"], kw["data_dir"])
@@ -155,9 +158,9 @@ def score(model_dir: Path, split: str, given: bool, out: Path, device: str, **kw
             note(message)
         part = data.train if split == "train" else data.test
         x, labels, names = part.x, part.y, data.class_names
-        ids = [""] * len(part)
+        ids, skipped = [""] * len(part), ()
     else:
-        user, names, ids, _ = load_user_data(kw, like=detector)
+        user, names, ids, _, skipped = load_user_data(kw, like=detector, skip_unreadable=not strict)
         x, labels = user.x, user.y
     conditions = None
     if given:
@@ -169,12 +172,18 @@ def score(model_dir: Path, split: str, given: bool, out: Path, device: str, **kw
     flags = (scores > detector.thresholds_[mode]).astype(int)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["index", "file", "label", "score", "anomaly"])
+    writer.writerow(["index", "file", "label", "score", "anomaly", "error"])
     for i, (label, s, flag) in enumerate(zip(labels, scores, flags, strict=True)):
-        writer.writerow([i, ids[i], names[label] if label >= 0 and names else "", repr(float(s)), flag])
+        writer.writerow([i, ids[i], names[label] if label >= 0 and names else "", repr(float(s)), flag, ""])
+    for err in skipped:  # after the scored rows: a file that could not be read, and why
+        writer.writerow(["", Path(err.path).relative_to(root).as_posix() if root else err.path, "", "", "",
+                         err.problem])
     atomic_write_text(out, buffer.getvalue())
     click.echo(f"scored {len(scores)} samples ({mode} mode); {int(flags.sum())} flagged as "
                f"anomalies at threshold {detector.thresholds_[mode]:.4g}; wrote {out}")
+    if skipped:
+        note(f"skipped {len(skipped)} unreadable image(s), listed in {out} with the reason "
+             f"(the first: {skipped[0]}); --strict fails on them instead")
 
 
 def _refuse_to_overwrite_inputs(out: Path, model_dir: Path, images: Path | None,

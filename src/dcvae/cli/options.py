@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 import numpy as np
 
-from dcvae.data import DATASETS, LabelledArray, load_array_file, read_image_folder
+from dcvae.data import DATASETS, DataFileError, LabelledArray, load_array_file, read_image_folder
 from dcvae.detector import AnomalyDetector, default_settings
 from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
@@ -173,11 +173,19 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
     return h, w
 
 
-def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None
-                   ) -> tuple[LabelledArray, tuple[str, ...], list[str], dict[str, Any]]:
-    """The samples named by --images or --array: (data, condition names, file of each sample, how
-    they were read). ``like``: a fitted detector, whose data the new data is read like when an
-    option is not given: images at its size and colour mode, tables with its condition column."""
+class UserData(NamedTuple):
+    data: LabelledArray
+    names: tuple[str, ...]  # the condition names
+    ids: list[str]  # the file of each sample ("" for arrays)
+    read: dict[str, Any]  # how it was read, as ``detector.input_`` keeps it
+    skipped: tuple[DataFileError, ...] = ()  # images left out, with the reason
+
+
+def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None, *,
+                   skip_unreadable: bool = False) -> UserData:
+    """The samples named by --images or --array. ``like``: a fitted detector, whose data the new
+    data is read like when an option is not given: images at its size and colour mode, tables with
+    its condition column. ``skip_unreadable``: see ``read_image_folder``."""
     images, array_file = kw.pop("images"), kw.pop("array_file")
     column, size = kw.pop("condition_column"), parse_size(kw.pop("size"))
     no_conditions = kw.pop("no_conditions")
@@ -191,8 +199,9 @@ def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None
             mode = "L" if shape[0] == 1 else "RGB"
             if size is None and fitted.get("size") is not None:
                 size = (int(fitted["size"][0]), int(fitted["size"][1]))
-        folder = read_image_folder(images, size=size, mode=mode)  # one listing: each score keeps its file
-        data, names = folder.data, folder.names
+        # one listing: each score keeps its file
+        folder = read_image_folder(images, size=size, mode=mode, skip_unreadable=skip_unreadable)
+        data, names, skipped = folder.data, folder.names, folder.skipped
         ids = [f.relative_to(images).as_posix() for f in folder.files]
         read: dict[str, Any] = {"size": None if size is None else list(size), "no_conditions": no_conditions}
     else:
@@ -202,11 +211,11 @@ def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None
         elif column is None:
             col = fitted.get("condition_column")
         data, names = load_array_file(array_file, condition_column=col)
-        ids = [""] * len(data)
+        ids, skipped = [""] * len(data), ()
         read = {"condition_column": col, "no_conditions": no_conditions}
     if no_conditions or not names:
         data, names = LabelledArray(data.x, np.full(len(data), -1, dtype=np.int64)), ()
-    return data, names, ids, read
+    return UserData(data, names, ids, read, skipped)
 
 
 def condition_labels(data: LabelledArray, names: tuple[str, ...]) -> np.ndarray | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -45,19 +46,17 @@ def _visible(path: Path, root: Path) -> bool:
 def _images_in(directory: Path) -> list[Path]:
     """Image files under ``directory`` (recursively, hidden entries skipped), sorted."""
     suffixes = _image_suffixes()
-    return _no_broken_links(sorted(
+    return sorted(
         p for p in directory.rglob("*")
         if p.suffix.lower() in suffixes and _visible(p, directory) and (p.is_file() or p.is_symlink())
-    ))
+    )
 
 
-def _no_broken_links(files: list[Path]) -> list[Path]:
+def _check_link(path: Path) -> None:
     """An image name that is a link to nothing (or to itself) is refused like an empty file is,
     never skipped without a word."""
-    for p in files:
-        if p.is_symlink() and not p.is_file():
-            raise DataFileError(p, "a link whose target is missing or loops; fix or remove it")
-    return files
+    if path.is_symlink() and not path.is_file():
+        raise DataFileError(path, "a link whose target is missing or loops; fix or remove it")
 
 
 def _is_gray(im: Image.Image) -> bool:
@@ -73,6 +72,7 @@ def _is_gray(im: Image.Image) -> bool:
 
 def _header(path: Path) -> tuple[tuple[int, int], bool]:
     """Return ((height, width) after EXIF orientation, is_gray) without decoding pixels."""
+    _check_link(path)
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -116,10 +116,10 @@ def _folder_layout(root: Path) -> tuple[list[Path], list[str]]:
     """The image files of a folder in load order, and each one's class folder (none if flat)."""
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     suffixes = _image_suffixes()
-    loose = _no_broken_links(sorted(
+    loose = sorted(
         p for p in root.iterdir()
         if (p.is_file() or p.is_symlink()) and p.suffix.lower() in suffixes and not p.name.startswith(".")
-    ))
+    )
     if class_dirs and loose:
         raise ValueError(
             f"{root}: holds both class subfolders ({class_dirs[0].name}, ...) and images "
@@ -190,12 +190,19 @@ class ImageFolder:
     data: LabelledArray
     names: tuple[str, ...]
     files: tuple[Path, ...]
+    #: With ``skip_unreadable``: the files left out, each with the reason.
+    skipped: tuple[DataFileError, ...] = ()
 
 
 def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
-                      mode: str = "auto") -> ImageFolder:
+                      mode: str = "auto", skip_unreadable: bool = False) -> ImageFolder:
     """``load_image_folder``, with each sample's file. The folder is listed once, so a file added or
-    removed while it is read can never shift a score onto another file's name."""
+    removed while it is read can never shift a score onto another file's name.
+
+    ``skip_unreadable``: a file that cannot be read (corrupt, truncated, a broken link) is left out
+    and listed in ``skipped`` with its reason, instead of failing the whole folder; the folder
+    still fails when no image at all can be read. Training refuses such files: scoring skips them.
+    """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such image folder")
@@ -207,7 +214,9 @@ def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
         size = (int(size[0]), int(size[1]))
 
     files, classes = _folder_layout(root)
-    headers = [_header(f) for f in files]
+    skipped: list[DataFileError] = []
+    headers, files, classes = _keep_readable(lambda f, _: _header(f), files, classes, skip_unreadable,
+                                             skipped, root)
     gray = all(g for _, g in headers) if mode == "auto" else mode == "L"
     if size is None:
         first = headers[0][0]
@@ -226,12 +235,40 @@ def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
                          f"more than half this machine's memory ({have / 2**30:.3g} GiB): resize them "
                          "with size=(height, width) (CLI: --size HxW)")
     x = np.empty((len(files), channels, *size), dtype=np.uint8)
-    for i, f in enumerate(files):
+
+    def decode_into(f: Path, i: int) -> int:
         x[i] = _decode(f, gray, size)
+        return i
+    kept, files, classes = _keep_readable(decode_into, files, classes, skip_unreadable, skipped, root)
+    if len(kept) < len(x):  # the rows of the skipped images go
+        x = x[kept]
     if not classes:
-        return ImageFolder(LabelledArray(x, np.full(len(files), -1, dtype=np.int64)), (), tuple(files))
+        return ImageFolder(LabelledArray(x, np.full(len(files), -1, dtype=np.int64)), (), tuple(files),
+                           tuple(skipped))
     y, names = encode_conditions(classes, len(classes), name=f"{root}: class folders")
-    return ImageFolder(LabelledArray(x, y), names, tuple(files))
+    return ImageFolder(LabelledArray(x, y), names, tuple(files), tuple(skipped))
+
+
+def _keep_readable(read: Any, files: list[Path], classes: list[str], skip: bool,
+                   skipped: list[DataFileError], root: Path) -> tuple[list[Any], list[Path], list[str]]:
+    """``read(file, i)`` of every file; with ``skip``, the files it fails on are left out (and their
+    errors collected), unless none is left."""
+    out, kept, kept_classes = [], [], []
+    for i, f in enumerate(files):
+        try:
+            out.append(read(f, i))
+        except DataFileError as err:
+            if not skip:
+                raise
+            skipped.append(err)
+            continue
+        kept.append(f)
+        if classes:
+            kept_classes.append(classes[i])
+    if not kept:
+        raise DataFileError(root, f"none of its {len(files)} images could be read; the first, "
+                            f"{skipped[0]}")
+    return out, kept, kept_classes
 
 
 def _physical_memory() -> int | None:
