@@ -66,6 +66,7 @@ def test_first_seed_saves_models_of_the_first_seed_only():
     ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [10]}]}, "[10]"),
     ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": []}]}, "seeds"),
     ({"grid": [{"datasets": ["digits"], "models": ["vae"]}]}, "seeds"),
+    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0, -1]}]}, "0..4294967295"),
     ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "extra": 1}]}, "extra"),
     ({"grid": []}, "[[grid]]"),
     (_grid(defaults={"beta": 2.0}), "beta"),  # the VAE has no beta

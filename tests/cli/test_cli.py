@@ -1,7 +1,9 @@
 """The dcvae command: evaluate, fit, score and list end to end; user errors are one line, no traceback."""
 
 import csv
+import errno
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -407,3 +409,62 @@ def test_score_skips_an_unreadable_image_and_lists_it(image_model, tmp_path):
     out.unlink()
     _user_error(_run("score", model, "--images", folder, "--strict", "--out", out), "03.png")
     assert not out.exists()
+
+
+def test_evaluate_shows_the_classical_baseline_and_a_collapse_as_one_line_each():
+    result = _ok(_run("evaluate", "--dataset", "digits", "--class", "3", "--model", "beta-vae", "--beta",
+                      "100", "--epochs", "3", "--latent-dim", "4", "--quiet"))
+    assert re.search(r"classical baseline knn: ROC-AUC 0\.\d{4} on the same split", result.stdout)
+    warning = [line for line in result.stderr.splitlines() if "posterior collapse" in line]
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and "Traceback" not in result.output
+    assert "classical baseline" not in _ok(_run("evaluate", "--dataset", "digits", "--class", "3", "--model",
+                                                "vae", "--epochs", "1", "--baseline", "none",
+                                                "--quiet")).stdout
+
+
+def test_fit_and_evaluate_count_the_training_samples_alike(tmp_path):
+    split = ["--dataset", "digits", "--protocol", "leave-one-out", "--class", "3", "--train-size", "300"]
+    fitted = _ok(_run("fit", *split, "--model", "vae", "--out", tmp_path / "m", *QUICK_FIT)).stdout
+    evaluated = _ok(_run("evaluate", *split, "--model", "vae", "--baseline", "none", *QUICK_FIT)).stdout
+    counts = [re.search(r"on (\d+) samples \((\d+) more held out", text).groups()
+              for text in (fitted, evaluated)]
+    assert counts[0] == counts[1] and sum(map(int, counts[0])) == 300
+
+
+@pytest.mark.parametrize("options,message,status", [
+    (["--param", "seed=5"], "seed has its own option: pass --seed", 2),
+    (["--param", "anomaly_score=recon"], "pass --score", 2),
+    (["--param", "model=vae"], "model has its own option", 2),
+    (["--seed", "-1"], "-1 is not in the range", 2),
+    (["--param", "validation_fraction=0.999"], "0.999 of 30 samples leaves 0 to train", 1),
+])
+def test_settings_given_twice_or_out_of_range_are_one_error(image_model, tmp_path, options, message, status):
+    images, _ = image_model
+    result = _run("fit", "--images", images, "--model", "vae", "--out", tmp_path / "m", *QUICK_FIT, *options)
+    _user_error(result, message, exit_code=status)
+
+
+def test_a_full_disk_is_one_error_and_keeps_the_model_already_there(image_model, tmp_path, monkeypatch):
+    images, model = image_model
+    out = tmp_path / "m"
+    shutil.copytree(model, out)
+    before = AnomalyDetector.load(out).thresholds_
+    from dcvae.io import model_dir
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "model-x.safetensors"))
+    monkeypatch.setattr(model_dir, "atomic_file", full)
+    _user_error(_run("fit", "--images", images, "--model", "dcvae", "--out", out, "--overwrite", *QUICK_FIT,
+                     "--seed", "3"), "model-x.safetensors: No space left on device")
+    monkeypatch.undo()
+    assert AnomalyDetector.load(out).thresholds_ == before
+
+
+def test_report_refuses_a_store_that_is_a_directory_and_leaves_out_records_without_fields(tmp_path):
+    (tmp_path / "a" / "results.jsonl").mkdir(parents=True)
+    _user_error(_run("report", tmp_path / "a"), "results.jsonl is not a file")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "results.jsonl").write_text(json.dumps({"key": "k1", "dataset": "digits"}) + "\n")
+    result = _run("report", tmp_path / "b")
+    _user_error(result, "holds no complete result records")
+    assert "left out 1 record(s) without the fields ['model'" in result.stderr

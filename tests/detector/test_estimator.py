@@ -288,3 +288,25 @@ def test_a_pixel_model_refuses_float_features_beyond_the_unit_interval(digits):
         det.decision_function(flat[:5].astype(np.float32))
     with pytest.raises(ValueError, match="holds integers -1..255"):
         det.decision_function(np.r_[flat[:4].astype(np.int64), [np.full(flat.shape[1], -1)]].clip(-1))
+
+
+# --------------------------------------------------------------------------- posterior collapse
+
+
+def test_a_collapsed_posterior_is_warned_about_and_a_used_latent_is_not(digits):
+    from dcvae.training import PosteriorCollapseWarning
+    with pytest.warns(PosteriorCollapseWarning, match="nats per latent dimension"):
+        AnomalyDetector("beta-vae", params={"beta": 100.0}, epochs=3, **SMALL).fit(digits.train.x)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PosteriorCollapseWarning)
+        det = AnomalyDetector("vae", epochs=40, latent_dim=8, patience=0, progress=False).fit(digits.train.x)
+    assert det.history_.kl_per_dimension(8) > 0.2  # 0.31 here
+
+
+def test_a_torch_tensor_that_requires_grad_is_taken_like_its_values(digits):
+    import torch
+    x = digits.train.x.reshape(len(digits.train.x), -1).astype(np.float32) / 255.0
+    tensor = torch.from_numpy(x).requires_grad_(True)
+    det = AnomalyDetector("knn", progress=False).fit(tensor)
+    np.testing.assert_array_equal(det.decision_function(tensor[:20]), det.decision_function(x[:20]))

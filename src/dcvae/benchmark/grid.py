@@ -52,6 +52,7 @@ from dcvae.evaluation.run import RUN_SETTINGS, RunSpec
 from dcvae.models import all_models, model_class
 from dcvae.scoring import parse_score
 from dcvae.scoring.family import offered_scores
+from dcvae.training.config import MAX_SEED
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -142,8 +143,10 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
         models = _str_list(block["models"], f"{at}: models")
         seeds = block["seeds"]
         if (not isinstance(seeds, list) or not seeds
-                or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-            raise ConfigError(f"{at}: seeds must be a non-empty list of integers, got {seeds!r}")
+                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
+                           for s in seeds)):
+            raise ConfigError(f"{at}: seeds must be a non-empty list of integers in 0..{MAX_SEED}, "
+                              f"got {seeds!r}")
         protocol = block.get("protocol", "leave-one-out")
         if protocol not in PROTOCOLS:
             raise ConfigError(f"{at}: unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")

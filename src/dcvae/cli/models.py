@@ -98,8 +98,11 @@ def fit(**kw: Any) -> None:
         if source != "dataset":  # `dcvae score` reads new files the same way
             detector.input_.update(read)
         detector.save(out)
-        click.echo(f"trained {model} on {len(x)} samples for {len(detector.history_.epochs)} epochs "
-                   f"in {seconds:.1f} s; threshold {detector.threshold_:.4g}; saved to {out}")
+        n_val = len(detector.validation_scores_["marginal"])
+        n_fit = len(x) if "validation" in fit_args else len(x) - n_val  # counted as evaluate counts
+        click.echo(f"trained {model} on {n_fit} samples ({n_val} more held out for validation and the "
+                   f"threshold) for {len(detector.history_.epochs)} epochs in {seconds:.1f} s; threshold "
+                   f"{detector.threshold_:.4g}; saved to {out}")
 
 
 FIT_LOCK = ".dcvae-fit.lock"

@@ -17,6 +17,7 @@ from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
 from dcvae.scoring import parse_score
 from dcvae.training import PRECISIONS
+from dcvae.training.config import MAX_SEED
 from dcvae.training.device import resolve_device
 
 DEFAULTS = default_settings()
@@ -37,6 +38,10 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        if key in (*SETTING_OPTIONS, "seed", "model"):  # one way to set each: else one silently wins
+            option = {"anomaly_score": "score"}.get(key, key).replace("_", "-")
+            raise click.BadParameter(f"{key} has its own option: pass --{option} instead of --param {item}",
+                                     param_hint="--param")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -98,7 +103,8 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Discriminator learning rate (factorvae, rfvae)."),
         click.option("--patience", type=click.IntRange(min=0), default=DEFAULTS["patience"],
                      show_default=True, help="Early-stopping patience in epochs (0 = off)."),
-        click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True),
+        click.option("--seed", type=click.IntRange(0, MAX_SEED), default=DEFAULTS["seed"],
+                     show_default=True),
         score_option,
         click.option("--contamination", type=click.FloatRange(0.0, 0.5),
                      default=DEFAULTS["contamination"], show_default=True,

@@ -103,6 +103,8 @@ def _as_numeric_array(x: Any, name: str) -> np.ndarray:
     if hasattr(x, "toarray") and hasattr(x, "nnz"):  # scipy.sparse, without importing it
         raise InputError(f"{name} is a sparse matrix, but dense data is required: pass "
                          f"{name}.toarray()")
+    if callable(getattr(x, "detach", None)) and callable(getattr(x, "numpy", None)):  # a torch tensor,
+        x = x.detach().cpu().numpy()  # on any device, with or without grad (torch not imported here)
     try:
         arr = np.asarray(x)
     except (ValueError, TypeError) as err:  # ragged nested lists

@@ -23,7 +23,9 @@ Conventions, and where they come from:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,14 @@ from dcvae.scoring.family import base_scores as model_base_scores
 from dcvae.scoring.latent import fit_latent_gaussians
 from dcvae.scoring.scores import GIVEN, MARGINAL
 from dcvae.scoring.threshold import CalibratedScore, calibrate, finite_scores
-from dcvae.training import History, TensorData, TrainConfig, Trainer
+from dcvae.training import (
+    COLLAPSE_KL_PER_DIMENSION,
+    History,
+    PosteriorCollapseWarning,
+    TensorData,
+    TrainConfig,
+    Trainer,
+)
 
 #: The checks of ``sklearn.utils.estimator_checks.check_estimator`` this detector fails on purpose,
 #: with the reason (pass as ``expected_failed_checks``); every other check passes.
@@ -237,6 +246,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             if len(x) < 2:
                 raise ValueError(f"fit needs at least 2 samples, got {len(x)} sample: one to train on, "
                                  "one to validate")
+            n_fit = math.floor(len(x) * (1.0 - plan.detector.validation_fraction))  # as scikit-learn rounds
+            if not 1 <= n_fit <= len(x) - 1:
+                raise ValueError(f"validation_fraction {plan.detector.validation_fraction} of {len(x)} "
+                                 f"samples leaves {n_fit} to train on and {len(x) - n_fit} to validate; "
+                                 "each needs at least one")
             fit_idx, val_idx = stratified_split(cond, train_size=1.0 - plan.detector.validation_fraction,
                                                 seed=plan.training.seed)
             x_fit, c_fit, x_val, c_val = x[fit_idx], cond[fit_idx], x[val_idx], cond[val_idx]
@@ -431,6 +445,12 @@ def _train(plan: Plan, x: np.ndarray, names: tuple[str, ...], fit: tuple[np.ndar
     trainer = Trainer(model, plan.training, progress=progress)
     history = trainer.fit(TensorData.from_numpy(*fit), TensorData.from_numpy(*validation),
                           checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    kl = history.kl_per_dimension(config.latent_dim)
+    if kl is not None and kl < COLLAPSE_KL_PER_DIMENSION:
+        warnings.warn(f"posterior collapse: the KL term is {kl:.3g} nats per latent dimension at the end "
+                      f"of training (below {COLLAPSE_KL_PER_DIMENSION}), so the latent is barely used and "
+                      "the model scores like a plain decoder; train longer (epochs), lower beta, or "
+                      "compare with a classical detector (knn, pca)", PosteriorCollapseWarning, stacklevel=3)
     model = model.cpu() if plan.training.device == "cpu" else model
     model.latent_gaussians = fit_latent_gaussians(model, *fit, precision=plan.training.precision,
                                                   batch_size=max(plan.training.batch_size, 1024))

@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -88,10 +89,17 @@ class _Context:
              load: Callable[..., DatasetSplits] = load_dataset) -> _Context:
         if not directory.is_dir():
             raise FileNotFoundError(f"results directory {directory} does not exist")
+        if (directory / RESULTS_FILE).exists() and not (directory / RESULTS_FILE).is_file():
+            raise ValueError(f"{directory / RESULTS_FILE} is not a file (a benchmark writes its "
+                             "records there, one JSON object per line)")
         if not (directory / RESULTS_FILE).is_file():
             raise FileNotFoundError(f"{directory / RESULTS_FILE} does not exist: run "
                                     f"`dcvae benchmark CONFIG --out {directory}` first")
-        records = ResultStore(directory).records()
+        stored = ResultStore(directory).records()
+        records = [r for r in stored if _complete(r)]
+        if len(records) < len(stored):  # a record edited by hand, or written by something else
+            warnings.warn(f"{directory / RESULTS_FILE}: left out {len(stored) - len(records)} record(s) "
+                          f"without the fields {list(RECORD_FIELDS)}", stacklevel=2)
         if not records:
             raise ValueError(f"{directory / RESULTS_FILE} holds no complete result records")
         text, raw, problem = "", None, ""
@@ -333,3 +341,13 @@ def save_png(fig: Figure, path: Path, dpi: int = 90) -> Path:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+#: The fields every record the report reads must have, with their types.
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": str, "dataset": str, "protocol": str, "class": int, "seed": int, "status": str}
+
+
+def _complete(record: dict[str, Any]) -> bool:
+    return all(isinstance(record.get(k), t) and not isinstance(record.get(k), bool)
+               for k, t in RECORD_FIELDS.items())

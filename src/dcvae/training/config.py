@@ -9,6 +9,8 @@ from dcvae.config import ConfigError, StrictConfig
 from dcvae.training.device import check_device_name
 from dcvae.training.precision import PRECISIONS
 
+MAX_SEED = 2**32 - 1
+
 
 @dataclass(frozen=True)
 class TrainConfig(StrictConfig):
@@ -43,6 +45,8 @@ class TrainConfig(StrictConfig):
             )
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        if not 0 <= self.seed <= MAX_SEED:  # what NumPy and scikit-learn take
+            raise ConfigError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
