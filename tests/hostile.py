@@ -220,11 +220,16 @@ def hostile_arrays(draw, sample_shapes: list[tuple[int, ...]], *, max_n: int = 4
     if form == "scalar":
         return draw(st.sampled_from([0.5, 3, "abc", None, b"\x00", 1j, float("nan")]))
     if form == "tensor" and dtype in TORCH_DTYPES:
-        return torch.from_numpy(np.ascontiguousarray(arr))
+        tensor = torch.from_numpy(np.ascontiguousarray(arr))
+        if tensor.is_floating_point() and draw(st.booleans()):
+            tensor.requires_grad_(True)  # taken by its values, like any tensor (issue 15, item 21)
+        return tensor
     return arr
 
 
 def _as_array(x: Any) -> np.ndarray | None:
+    if isinstance(x, torch.Tensor):  # the documented rule: a tensor is read by its values
+        return x.detach().cpu().numpy()
     try:
         return np.asarray(x)
     except (ValueError, TypeError):

@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from dcvae.data import load_array_file, load_image_folder
+from dcvae.data import load_array_file, load_image_folder, read_image_folder
 
 pytestmark = pytest.mark.usefixtures("hostile_counts")  # fixtures: tests/conftest.py
 
@@ -371,14 +371,7 @@ def image_folders(draw):
 @given(case=image_folders())
 def test_image_folders_load_or_are_refused_naming_the_file(scratch, case):
     files, kinds, resize, mode = case
-    root = scratch() / "images"
-    root.mkdir()
-    for rel, blob in files.items():
-        if blob is None:
-            (root / rel).mkdir(parents=True, exist_ok=True)
-        else:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(blob)
+    root = _write_folder(scratch() / "images", files)
     images = {rel: k for rel, k in kinds.items() if not k.startswith("text")}
     folders = sorted(rel for rel, blob in files.items() if blob is None)
     verdict = Verdict()
@@ -406,3 +399,49 @@ def test_image_folders_load_or_are_refused_naming_the_file(scratch, case):
     assert tuple(names) == tuple(folders)
 
 
+def _write_folder(root: Path, files: dict[str, bytes | None]) -> Path:
+    root.mkdir()
+    for rel, blob in files.items():
+        if blob is None:
+            (root / rel).mkdir(parents=True, exist_ok=True)
+        else:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(blob)
+    return root
+
+
+DAMAGED = ("random", "empty", "truncated", "flipped")
+
+
+@_settings(100)
+@given(case=image_folders())
+def test_image_folders_read_skipping_the_unreadable_list_every_file_once(scratch, case):
+    """``skip_unreadable`` (what ``dcvae score`` uses): every image file is either read or listed as
+    skipped, never both, never neither; the good ones are always read, the empty ones always
+    skipped; the folder fails only on its layout or when nothing can be read (issue 15, item 8)."""
+    files, kinds, resize, mode = case
+    root = _write_folder(scratch() / "images", files)
+    images = {rel: k.split(":")[0] for rel, k in kinds.items() if not k.startswith("text")}
+    folders = sorted(rel for rel, blob in files.items() if blob is None)
+    good = {rel for rel, kind in images.items() if kind not in DAMAGED}
+    verdict = Verdict()
+    if not images or any(not any(r.startswith(f + "/") for r in images) for f in folders):
+        verdict.problems.append(("no images",))
+    if not good:  # only damaged files: the few that still decode may be read, or none
+        (verdict.problems if all(k == "empty" for k in images.values()) else verdict.maybe).append(
+            ("could be read",))
+    sizes = {kinds[rel].split(":")[1] for rel in good}
+    if resize is None and len(sizes) > 1:
+        (verdict.maybe if len(good) < len(images) else verdict.problems).append(("differ in size",))
+    if resize is None and len(good) < len(images):
+        verdict.maybe.append(("differ in size",))  # a damaged file may still decode, at a new size
+    result = _judge(verdict, lambda: read_image_folder(root, size=resize, mode=mode, skip_unreadable=True),
+                    area="loaders.images")
+    if result is None:
+        return
+    read = [p.relative_to(root).as_posix() for p in result.files]
+    skipped = [Path(e.path).relative_to(root).as_posix() for e in result.skipped]
+    assert sorted(read + skipped) == sorted(images) and not set(read) & set(skipped)
+    assert good <= set(read) and {r for r, k in images.items() if k == "empty"} <= set(skipped)
+    assert len(result.data.x) == len(read) == len(result.data.y)
+    assert all(e.problem for e in result.skipped)

@@ -52,6 +52,7 @@ def saved_files(detectors, tmp_path_factory):
         "config": (root / "model" / "config.json").read_bytes(),
         "weights": data_files(root / "model")[0].read_bytes(),
         "weights_name": data_files(root / "model")[0].name,
+        "arrays": {data_files(root / "model")[1].name: data_files(root / "model")[1].read_bytes()},
         "checkpoint": checkpoint.read_bytes(), "checkpoint_meta": meta, "checkpoint_tensors": tensors,
         "train": train, "config_obj": config,
     })
@@ -168,6 +169,8 @@ def test_damaged_model_files_are_refused_naming_the_file_or_load(saved_files, sc
     folder.mkdir()
     (folder / "config.json").write_bytes(saved_files["config"])
     (folder / saved_files["weights_name"]).write_bytes(saved_files["weights"])
+    for name, arrays in saved_files["arrays"].items():
+        (folder / name).write_bytes(arrays)
     if blob is None:
         (folder / target).unlink()
     else:
