@@ -487,3 +487,16 @@ def test_the_benchmark_command_keeps_its_continuation_lines():
     assert _command_from_config(text) == "dcvae benchmark g.toml --out r --workers 2 --threads 1"
     one_line = "#   dcvae benchmark g.toml --out r\nx = 1\n"
     assert _command_from_config(one_line) == "dcvae benchmark g.toml --out r"
+
+
+def test_a_setting_some_runs_left_at_its_default_says_default_not_null():
+    from types import SimpleNamespace
+
+    from dcvae.report.runs import _settings_summary
+    records = [{"key": "a", "model": "vae", "settings": {"epochs": 1, "train_size": 1500}},
+               {"key": "b", "model": "vae", "settings": {"epochs": 1}},
+               {"key": "c", "model": "knn", "settings": {"epochs": 1}}]
+    ctx = SimpleNamespace(records=records, labels={"a": "VAE", "b": "VAE", "c": "kNN"})
+    common, per_label = _settings_summary(ctx)
+    assert common == {"epochs": 1}
+    assert per_label == {"VAE": {"train_size": "1500 / default"}}

@@ -70,8 +70,9 @@ def _settings_summary(ctx: _Context) -> tuple[dict[str, Any], dict[str, dict[str
         own: dict[str, Any] = {}
         for k in sorted(keys - set(common)):
             values = {json.dumps(r.get("settings", {}).get(k)) for r in runs}
-            if values != {"null"}:
-                own[k] = " / ".join(sorted(values))
+            if values != {"null"}:  # a run that did not set it ran at the default
+                own[k] = " / ".join(sorted(v for v in values if v != "null")) + (
+                    " / default" if "null" in values else "")
         if own:
             per_label[label] = own
     return common, per_label
