@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -142,15 +142,16 @@ def _reuse_from(source: Path, pending: list[RunSpec], out: Path, store: ResultSt
     for spec in pending:
         record = found.get(spec.key)
         ok = record is not None and record.get("status") == "ok"
-        model_dir = _inside(source, record.get("model_dir")) if ok and spec.save_model else None
-        scores_file = _inside(source, record.get("scores_file")) if ok and spec.save_scores else None
+        found_record = cast("dict[str, Any]", record)  # read only where ok: never None there
+        model_dir = _inside(source, found_record.get("model_dir")) if ok and spec.save_model else None
+        scores_file = _inside(source, found_record.get("scores_file")) if ok and spec.save_scores else None
         if (ok and spec.save_model and (model_dir is None or not model_dir.is_dir())
                 or ok and spec.save_scores and (scores_file is None or not scores_file.is_file())):
             ok = False
         if not ok:
             left.append(spec)
             continue
-        record = {**record, "reused_from": source.as_posix()}
+        record = {**found_record, "reused_from": source.as_posix()}
         if model_dir is not None:
             target = model_dir_for(out, spec)
             shutil.copytree(model_dir, target, dirs_exist_ok=True)

@@ -86,6 +86,7 @@ def evaluate(**kw: Any) -> None:
         other = run_protocol(RunSpec(baseline, data.name, spec.protocol, spec.target_class, seed, kept,
                                      (default_score(model_class(baseline)),)), data).record
         if other.auc is not None:
+            assert record.auc is not None  # an "ok" run has its AUC (formatted above)
             click.echo(f"  classical baseline {baseline}: ROC-AUC {other.auc:.4f} on the same split "
                        f"(model - baseline {record.auc - other.auc:+.4f}, one run)")
 

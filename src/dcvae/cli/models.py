@@ -26,7 +26,7 @@ from dcvae.cli.options import (
     note,
     one_source,
 )
-from dcvae.data import load_dataset
+from dcvae.data import DataFileError, load_dataset
 from dcvae.detector import AnomalyDetector
 from dcvae.evaluation.protocols import PROTOCOLS, make_protocol
 from dcvae.io.atomic import atomic_write_text
@@ -155,6 +155,7 @@ def score(model_dir: Path, split: str, given: bool, out: Path, strict: bool, dev
     source, root = one_source(kw), kw.get("images")
     _refuse_to_overwrite_inputs(out, model_dir, root, kw.get("array_file"))
     detector = AnomalyDetector.load(model_dir, device=device)
+    skipped: tuple[DataFileError, ...]
     if source == "dataset":
         data = load_dataset(kw["dataset"], kw["data_dir"])
         for message in data.notes:

@@ -80,7 +80,7 @@ def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.option("--model", "model", type=click.Choice(sorted(all_models())), default=DEFAULT_MODEL,
                      show_default=True, help="Which model to train: a VAE or a classical detector."),
         click.option("--backbone", type=click.Choice(sorted(BACKBONES)), default=DEFAULTS["backbone"],

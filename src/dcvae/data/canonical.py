@@ -58,6 +58,8 @@ def canonical_inputs(x: Any, *, name: str = "X", pixels: bool | None = None) -> 
         return arr
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * np.uint8(255) if image else arr.astype(np.float32)
+    lo: float  # the value range: int bounds for integer images, float bounds below
+    hi: float
     if np.issubdtype(arr.dtype, np.integer):
         if image:
             lo, hi = int(arr.min()), int(arr.max())
@@ -77,6 +79,8 @@ def canonical_inputs(x: Any, *, name: str = "X", pixels: bool | None = None) -> 
 def _features_as_fitted(arr: np.ndarray, name: str, pixels: bool) -> np.ndarray:
     if not pixels:  # values: uint8 is a number like any other integer
         return arr.astype(np.float32) if arr.dtype.kind in "biu" else _finite_float32(arr, name)
+    lo: float  # the value range: int bounds for integer pixels, float bounds below
+    hi: float
     if arr.dtype.kind in "iu":
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 255:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 
 def condition_name(value: Any) -> str:
     """The name of one condition value: ``2.0`` → ``"2"``, ``"a"`` → ``"a"``."""
-    if isinstance(value, float | np.floating) and float(value).is_integer() and abs(value) < 2.0**53:
+    if (isinstance(value, float | np.floating) and float(value).is_integer()
+            and abs(cast(float, value)) < 2.0**53):
         return str(int(value))
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")

@@ -89,8 +89,15 @@ def stratified_carve(
 class DatasetSpec(Protocol):
     """What the registry holds for each name."""
 
-    name: str
-    description: str
+    @property
+    def name(self) -> str:
+        """Registry name."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """One line for ``--help`` listings."""
+        ...
 
     def load(self, data_dir: PathLike | None, download: bool) -> DatasetSplits:
         """Load the dataset."""

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from dcvae.io.atomic import atomic_file
 
@@ -236,7 +236,7 @@ def open_url(url: str, timeout: float) -> BinaryIO:
 
 
 def _write_verified(
-    source: BinaryIO, dest: Path, checksums: Sequence[Checksum], origin: str
+    source: IO[bytes], dest: Path, checksums: Sequence[Checksum], origin: str
 ) -> Path:
     """Stream ``source`` to ``dest`` atomically; publish it only if all digests match.
 

@@ -8,6 +8,7 @@ the file, never as an exception from deep inside gzip or numpy.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import struct
@@ -15,7 +16,6 @@ import tokenize
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -40,7 +40,7 @@ IDX_DTYPES: dict[int, np.dtype] = {
 _MAX_DEFLATE_RATIO = 1100
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: io.BufferedIOBase, n: int) -> bytes:
     """Read up to ``n`` bytes, looping over short reads."""
     parts = []
     while n > 0:
@@ -52,7 +52,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _readinto_exact(stream: BinaryIO, buffer: memoryview) -> int:
+def _readinto_exact(stream: io.BufferedIOBase, buffer: memoryview) -> int:
     """Fill ``buffer`` from ``stream``; return how many bytes were read (less at EOF)."""
     filled = 0
     while filled < len(buffer):
@@ -63,7 +63,7 @@ def _readinto_exact(stream: BinaryIO, buffer: memoryview) -> int:
     return filled
 
 
-def _parse(path: Path, stream: BinaryIO, max_payload: int | None) -> np.ndarray:
+def _parse(path: Path, stream: io.BufferedIOBase, max_payload: int | None) -> np.ndarray:
     """Parse an IDX stream positioned at its first byte."""
     head = _read_exact(stream, 4)
     if len(head) < 4:
@@ -93,7 +93,7 @@ def _parse(path: Path, stream: BinaryIO, max_payload: int | None) -> np.ndarray:
             f"most {max_payload:,}"
         )
     out = np.empty(math.prod(dims), dtype=dtype)
-    got = _readinto_exact(stream, memoryview(out).cast("B"))
+    got = _readinto_exact(stream, out.data.cast("B"))
     if got < expected:
         raise DataFileError(
             path, f"payload truncated: header says {dims} = {expected:,} bytes, found {got:,}"

@@ -4,6 +4,7 @@ detector's validation carve."""
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -26,9 +27,9 @@ def stratified_split(y: np.ndarray, *, seed: int, train_size: int | float | None
     size = train_size
     counted = isinstance(train_size, int | np.integer)
     if rare.any() and counted:
-        size = int(train_size) - int(rare.sum())
+        size = int(cast(int, train_size)) - int(rare.sum())
     try:
-        if len(common) < 2 or (counted and size < 1):
+        if len(common) < 2 or (counted and cast(int, size) < 1):  # counted: size is a count
             raise ValueError("too few samples to stratify")
         train, test = train_test_split(common, train_size=size, test_size=test_size,
                                        random_state=seed, stratify=y[common])

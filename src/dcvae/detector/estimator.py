@@ -28,14 +28,14 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from dcvae.classical import ClassicalModel
+from dcvae.classical import ClassicalConfig, ClassicalModel
 from dcvae.config import ConfigError
 from dcvae.data.canonical import canonical_inputs
 from dcvae.data.conditions import (
@@ -235,6 +235,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         """
         plan = self.check_settings()
         x = canonical_inputs(X)
+        names: tuple[str, ...]
         if c is None:
             cond, names = np.zeros(len(x), dtype=np.int64), ()
         elif condition_names is not None:  # c holds indices into the names given
@@ -435,7 +436,8 @@ def _train(plan: Plan, x: np.ndarray, names: tuple[str, ...], fit: tuple[np.ndar
     if issubclass(plan.model_class, ClassicalModel):
         if checkpoint is not None or resume:
             raise ValueError(f"{plan.model_class.name} is not trained in epochs: it takes no checkpoint")
-        return plan.model_class(config).fit(*fit), History()
+        return plan.model_class(cast(ClassicalConfig, config)).fit(*fit), History()
+    config = cast(VAEConfig, config)  # a VAE class's config_for_data gives its VAEConfig
     LIKELIHOODS[likelihood].check_inputs(x)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(plan.training.seed)
@@ -467,8 +469,8 @@ def _calibrate(model: VAE | ClassicalModel, plan: Plan, x_val: np.ndarray, c_val
     table = model_base_scores(model, x_val, None, bases, precision=plan.training.precision,
                               batch_size=max(plan.training.batch_size, 1024), per_condition=True)
     rows = np.arange(len(x_val))
-    own = c_val if model.conditional and table[bases[0]].shape[1] > 1 else np.zeros_like(c_val)
-    base = {GIVEN: {b: v[rows, own] for b, v in table.items()},
+    columns = c_val if model.conditional and table[bases[0]].shape[1] > 1 else np.zeros_like(c_val)
+    base = {GIVEN: {b: v[rows, columns] for b, v in table.items()},
             MARGINAL: {b: v.min(axis=1) for b, v in table.items()}}
     calibrated = {mode: calibrate(plan.recipe, base[mode], plan.detector.contamination)
                   for mode in MODES}

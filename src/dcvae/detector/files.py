@@ -7,7 +7,7 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
     if "decision_scores_" in det.__dict__:
         arrays.update(decision_scores=det.decision_scores_, labels=det.labels_)
     if getattr(model, "latent_gaussians", None) is not None:
-        arrays.update(model.latent_gaussians.to_arrays())
+        arrays.update(cast(VAE, model).latent_gaussians.to_arrays())  # only a VAE has them
     return save_model(model, path, training=det.check_settings().training, history=det.history_,
                       detector=detector, arrays=arrays)
 
@@ -76,7 +76,7 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
     if isinstance(model, VAE):
         try:
             model.latent_gaussians = LatentGaussians.from_arrays(saved.arrays, max(model.n_conditions, 1),
-                                                                 cfg.latent_dim)
+                                                                 model.config.latent_dim)
         except ValueError as err:
             raise ModelFileError(f"{path}: the fitted arrays: {err}") from None
     params = {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
@@ -102,6 +102,7 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
     except ValueError as err:
         raise ModelFileError(f"{path}: config.json field 'detector.score_fits': {err}") from None
     if torch_device is not None:
+        assert device is not None  # torch_device is resolved from it
         det.device = device  # where it scores now; a classical detector runs on the CPU anyway
         if isinstance(model, VAE):
             model.to(torch_device)

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -218,6 +218,7 @@ def _measure(recipe: Any, test: dict[str, np.ndarray], normal: dict[str, np.ndar
     calibrated = calibrate(recipe, normal, contamination)
     test_scores, held_scores = calibrated.fitted(test), calibrated.fitted(held)
     normal_scores = calibrated.normal_scores
+    out: dict[str, Any]
     out = {**detection_report(labels, test_scores, calibrated.threshold),
            "validation_auc": roc_auc(np.r_[np.zeros(len(normal_scores)), np.ones(len(held_scores))],
                                      np.r_[normal_scores, held_scores])}
@@ -250,7 +251,7 @@ def scores_file_for(out: Path, spec: RunSpec) -> Path:
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a bare name
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **cast("dict[str, Any]", arrays))  # no key is the allow_pickle flag
 
 
 def _now() -> str:

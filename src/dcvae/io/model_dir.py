@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as torch_bytes
 
 from dcvae import __version__
-from dcvae.classical import ClassicalModel
+from dcvae.classical import ClassicalConfig, ClassicalModel
 from dcvae.config import ConfigError
 from dcvae.io.atomic import atomic_file, atomic_write_text
 from dcvae.models import VAE, model_class
@@ -76,7 +76,7 @@ def save_model(model: VAE | ClassicalModel, path: str | os.PathLike[str], *,
     if path.exists() and not path.is_dir():
         raise ModelFileError(f"{path} exists and is not a directory; a model is saved as a directory")
     path.mkdir(parents=True, exist_ok=True)
-    meta = {
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "library_version": __version__,
         "model": model.name,
@@ -208,7 +208,9 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> SavedMod
         raise ModelFileError(f"{path}: {weights_path.name} not found")
     if issubclass(cls, ClassicalModel):
         try:
-            model: VAE | ClassicalModel = cls.from_state(config, load_numpy(str(weights_path)))
+            # config came from cls.config_class, so it is a ClassicalConfig here
+            model: VAE | ClassicalModel = cls.from_state(cast(ClassicalConfig, config),
+                                                         load_numpy(str(weights_path)))
         except (SafetensorError, OSError) as err:
             raise ModelFileError(f"{weights_path} is not a valid safetensors file: {err}") from None
         except ValueError as err:

@@ -115,6 +115,9 @@ class VAE(nn.Module):
     conditional: ClassVar[bool] = False
     #: The anomaly score a detector uses when none is asked for (dcvae.scoring.family's names).
     default_score: ClassVar[str] = "recon"
+    #: Buffers registered in ``__init__`` (declared so that attribute access is typed).
+    input_shift: Tensor
+    input_scale: Tensor
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()

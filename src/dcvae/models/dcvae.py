@@ -163,7 +163,8 @@ class DCVAE(VAE):
         super().__init__(config)
         if config.prior_means == "fixed":
             means = fixed_prior_means(self.n_conditions, config.latent_dim, config.prior_radius)
-            self.conditional_prior: nn.Module = ConditionalPrior(self.n_conditions, config.latent_dim, means)
+            self.conditional_prior: ConditionalPrior | MixtureConditionalPrior = ConditionalPrior(
+                self.n_conditions, config.latent_dim, means)
         elif config.prior_components == 1:
             self.conditional_prior = ConditionalPrior(self.n_conditions, config.latent_dim)
         else:

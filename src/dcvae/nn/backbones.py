@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -62,12 +63,12 @@ class MLPEncoder(ConditionalEncoder):
 
     def condition_free(self, x: Tensor) -> Tensor:
         """The first layer's pre-activation without the condition's columns (bias included)."""
-        first = self.net[0]
+        first = cast(nn.Linear, self.net[0])
         return F.linear(x.flatten(1), first.weight[:, :self.n_inputs], first.bias)
 
     def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
         """Adds the condition's columns of the first layer, then runs the remaining layers."""
-        first = self.net[0]
+        first = cast(nn.Linear, self.net[0])
         return self.net[1:](h + F.linear(c_onehot, first.weight[:, self.n_inputs:]))
 
 

@@ -99,7 +99,7 @@ def _best_run(records: list[dict[str, Any]], note: str = "") -> FigureRun:
     protocol = LEAVE_ONE_OUT if LEAVE_ONE_OUT in protocols else sorted(protocols)[0]
     by_class = _group([r for r in records if r["protocol"] == protocol], "class")
     (k,), group = max(by_class.items(), key=lambda kv: (len({r["model"] for r in kv[1]}), -kv[0][0]))
-    per_model = {}
+    per_model: dict[str, dict[str, Any]] = {}
     for r in sorted(group, key=lambda r: r["seed"]):
         per_model.setdefault(r["model"], r)
     chosen = tuple(per_model[m] for m in sorted(per_model, key=_model_rank))

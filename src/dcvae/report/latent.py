@@ -44,7 +44,7 @@ def latent_section(ctx: _Context) -> list[Block]:
         models, notes = _loaded(ctx, run)
         panels = []
         for record, detector in models:
-            assert detector.model_ is not None
+            assert isinstance(detector.model_, VAE)  # the figure runs hold VAEs only
             mu = ctx.encoded(record, detector.model_, x).mu
             embedded, how = _embed_2d(mu)
             if embedded is None:
@@ -125,7 +125,7 @@ def manifold_section(ctx: _Context) -> list[Block]:
         blocks += [Paragraph(n) for n in notes]
         for record, detector in models:
             model = detector.model_
-            assert model is not None
+            assert isinstance(model, VAE)  # the figure runs hold VAEs only
             if model.config.latent_dim < 2:
                 blocks.append(Paragraph(f"{model_name(record['model'])}: a 1-D latent has no 2-D manifold."))
                 continue
@@ -170,8 +170,8 @@ def manifold_mosaics(model: VAE, dims: tuple[int, int], steps: int = MANIFOLD_ST
         z[:, a] = along_a.repeat(steps)
         z[:, b] = along_b.repeat_interleave(steps)
         onehot = model.condition_onehot(None if c_t is None else c_t.expand(steps * steps), steps * steps)
-        images = model.reconstruction(model.decode(z, onehot)) * model.input_scale + model.input_shift
-        images = images.clamp(0, 1).cpu().numpy()  # (steps², C, H, W)
+        decoded = model.reconstruction(model.decode(z, onehot)) * model.input_scale + model.input_shift
+        images = decoded.clamp(0, 1).cpu().numpy()  # (steps², C, H, W)
         channels, height, width = images.shape[1:]
         mosaic = (images.reshape(steps, steps, channels, height, width)
                   .transpose(0, 3, 1, 4, 2).reshape(steps * height, steps * width, channels))

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy.stats import wilcoxon
@@ -48,8 +48,8 @@ def _model_of(ctx: _Context, records: list[dict[str, Any]], label: str) -> str:
 
 def _paired(ctx: _Context, records: list[dict[str, Any]], dataset: str, a: str, b: str) -> np.ndarray:
     """AUC differences a − b over the (class, seed) runs both rows have on ``dataset``."""
-    def by_run(label: str) -> dict[tuple[int, int], float]:
-        return {(r["class"], r["seed"]): score_auc(r) for r in records
+    def by_run(label: str) -> dict[tuple[int, int], float]:  # the records all have an AUC
+        return {(r["class"], r["seed"]): cast(float, score_auc(r)) for r in records
                 if r["dataset"] == dataset and ctx.labels[r["key"]] == label}
     first, second = by_run(a), by_run(b)
     common = sorted(set(first) & set(second))

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dcvae.detector import AnomalyDetector
+from dcvae.models import VAE
 from dcvae.report.context import LEAVE_ONE_OUT, _Context, _slug, dataset_name, model_name, plot_text, save_png
 from dcvae.report.document import Block, Heading, Paragraph
 from dcvae.report.figure_runs import (
@@ -81,7 +82,7 @@ def _plot_reconstructions(path: Path, x: np.ndarray,
         axes[row, 0].set_title(f"{role}\ninput {class_names[row]}", fontsize=7)
     for j, (record, detector) in enumerate(models, start=1):
         model = detector.model_
-        assert model is not None
+        assert isinstance(model, VAE)  # the figure runs hold VAEs only
         reconstruction = explain(model, x).reconstruction  # at the condition with the smallest A
         e = anomaly_scores(model, x, None, score="elbo")  # marginal mode: min over conditions
         a = anomaly_scores(model, x, None, score="recon")

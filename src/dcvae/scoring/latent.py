@@ -77,9 +77,9 @@ def fit_latent_gaussians(model: VAE, x: np.ndarray, c: np.ndarray, *, batch_size
     for j in range(k):
         members = z[groups == j]
         # a condition with fewer than 2 training codes borrows the Gaussian of all of them
-        mean, precision, logdet = _gaussian(members) if len(members) >= 2 else pooled
+        mean, precision_matrix, logdet = _gaussian(members) if len(members) >= 2 else pooled
         means.append(mean)
-        precisions.append(precision)
+        precisions.append(precision_matrix)
         logdets.append(logdet)
     return LatentGaussians(*(torch.as_tensor(np.asarray(v), dtype=torch.float32)
                              for v in (means, precisions, logdets)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -30,10 +31,13 @@ from dcvae.models.base import VAE
 from dcvae.scoring.latent import latent_nll
 from dcvae.training.precision import autocast
 
+if TYPE_CHECKING:
+    from dcvae.classical import ClassicalModel
+
 GIVEN, MARGINAL, UNCONDITIONAL = "given", "marginal", "unconditional"
 
 
-def condition_mode(model: VAE, c: object | None) -> str:
+def condition_mode(model: VAE | ClassicalModel, c: object | None) -> str:
     """How ``model`` scores inputs with conditions ``c``: ``unconditional`` (the model has none),
     ``given`` (c passed) or ``marginal`` (c left out: the minimum over the training conditions)."""
     if not model.conditional:
@@ -211,8 +215,9 @@ def explain(model: VAE, x: np.ndarray | Tensor, c: np.ndarray | Tensor | None = 
                                       else torch.zeros(b, dtype=torch.long, device=values.device))
     arrays = {k: torch.cat(v).float().cpu().numpy() if v else None for k, v in parts.items()}
     condition = None if arrays["condition"] is None else arrays["condition"].astype(np.int64)
-    return Explanation(arrays["score"].astype(np.float64), condition, arrays["mu"], arrays["logvar"],
-                       arrays["kl"], arrays["reconstruction"])
+    filled = cast("dict[str, np.ndarray]", arrays)  # every batch fills all parts but "condition"
+    return Explanation(filled["score"].astype(np.float64), condition, filled["mu"], filled["logvar"],
+                       filled["kl"], filled["reconstruction"])
 
 
 def _posteriors(model: VAE, x: np.ndarray | Tensor, c: np.ndarray | Tensor | None, batch_size: int,
