@@ -468,3 +468,15 @@ def test_report_refuses_a_store_that_is_a_directory_and_leaves_out_records_witho
     result = _run("report", tmp_path / "b")
     _user_error(result, "holds no complete result records")
     assert "left out 1 record(s) without the fields ['model'" in result.stderr
+
+
+def test_sample_writes_a_grid_of_samples_and_of_traversals(image_model, tmp_path):
+    images, model = image_model
+    _ok(_run("sample", model, "--n", "10", "--condition", "dogs", "--out", tmp_path / "s.png"))
+    grid = np.asarray(Image.open(tmp_path / "s.png"))
+    assert grid.shape == (3 * 9 - 1, 4 * 9 - 1)  # 10 samples of 8x8 in a 4-wide grid, 1-px gaps
+    _ok(_run("sample", model, "--traverse", images / "cats" / "00.png", "--out", tmp_path / "t.png"))
+    assert np.asarray(Image.open(tmp_path / "t.png")).shape == (2 * 9 - 1, 7 * 9 - 1)  # latent 2, 7 steps
+    _user_error(_run("sample", model, "--condition", "birds", "--out", tmp_path / "x.png"),
+                "the model's conditions are ['cats', 'dogs']", exit_code=2)
+    assert not (tmp_path / "x.png").exists()

@@ -310,3 +310,13 @@ def test_a_torch_tensor_that_requires_grad_is_taken_like_its_values(digits):
     tensor = torch.from_numpy(x).requires_grad_(True)
     det = AnomalyDetector("knn", progress=False).fit(tensor)
     np.testing.assert_array_equal(det.decision_function(tensor[:20]), det.decision_function(x[:20]))
+
+
+def test_the_detector_samples_by_condition_name(fitted):
+    x = fitted.sample(5, "3", seed=1)
+    assert x.shape == (5, 1, 8, 8) and np.array_equal(x, fitted.model_.sample(5, 3, seed=1))
+    with pytest.raises(ValueError, match="never seen in training"):
+        fitted.sample(5, "cat")
+    knn = AnomalyDetector("knn", progress=False).fit(np.random.default_rng(0).random((20, 3)))
+    with pytest.raises(ValueError, match="classical detector"):
+        knn.sample(3)

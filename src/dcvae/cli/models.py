@@ -1,4 +1,5 @@
-"""``dcvae fit`` and ``dcvae score``: train a detector on normal data, score new data with it."""
+"""``dcvae fit``, ``dcvae score`` and ``dcvae sample``: train a detector on normal data, score new data
+with it, draw from its generative model."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import click
 import numpy as np
 from filelock import FileLock, Timeout
+from PIL import Image
 
 from dcvae.cli.main import main
 from dcvae.cli.options import (
@@ -27,9 +29,13 @@ from dcvae.cli.options import (
     one_source,
 )
 from dcvae.data import DataFileError, load_dataset
+from dcvae.data.images import read_image
 from dcvae.detector import AnomalyDetector
 from dcvae.evaluation.protocols import PROTOCOLS, make_protocol
-from dcvae.io.atomic import atomic_write_text
+from dcvae.io.atomic import atomic_file, atomic_write_text
+from dcvae.models import VAE
+from dcvae.models.generation import image_grid
+from dcvae.models.generation import traverse as traversals
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -200,3 +206,50 @@ def _refuse_to_overwrite_inputs(out: Path, model_dir: Path, images: Path | None,
     if (array_file is not None and target == Path(array_file).resolve()) or (
             images is not None and target.is_relative_to(Path(images).resolve()) and target.exists()):
         raise click.UsageError(f"--out {out} is a file being scored; write the scores elsewhere")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--n", "n", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="How many samples (a square-ish grid).")
+@click.option("--condition", default=None, metavar="NAME",
+              help="Sample this condition (conditional models); default: each sample's drawn at random.")
+@click.option("--traverse", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="IMAGE", help="Instead of samples: latent traversals around this image's code, one "
+                                    "row per latent dimension swept over ±3 prior standard deviations.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write.")
+@device_option
+def sample(model_dir: Path, n: int, condition: str | None, traverse: Path | None, seed: int, out: Path,
+           device: str) -> None:
+    """Draw samples of a trained VAE (or latent traversals) as one PNG grid."""
+    _refuse_to_overwrite_inputs(out, model_dir, None, traverse)
+    detector = AnomalyDetector.load(model_dir, device=device)
+    model = detector._fitted()
+    if not isinstance(model, VAE):
+        raise click.UsageError(f"{model.name} is a classical detector: it has no generative model to "
+                               "sample from")
+    shape = tuple(model.config.input_shape)
+    if len(shape) != 3:
+        raise click.UsageError(f"{model_dir} was trained on feature vectors {shape}; only image models "
+                               "draw a picture")
+    names = tuple(model.config.condition_names)
+    if condition is not None and condition not in names:
+        raise click.UsageError(f"--condition {condition!r}: the model's conditions are {list(names)[:20]}")
+    if traverse is not None:  # the seed image read as a folder of the model's is read
+        seed_image = read_image(traverse, size=(shape[1], shape[2]), mode="L" if shape[0] == 1 else "RGB")
+        index = names.index(condition) if condition is not None else None
+        grid = traversals(model, seed_image, index)
+        what = f"traversals of {model.config.latent_dim} latent dimensions"
+    else:
+        x = detector.sample(n, condition, seed=seed)
+        cols = int(np.ceil(np.sqrt(n)))
+        padded = np.ones((cols * int(np.ceil(n / cols)), *shape), dtype=np.float32)
+        padded[:n] = x
+        grid = padded.reshape(-1, cols, *shape)
+        what = f"{n} samples" + (f" of condition {condition!r}" if condition else "")
+    picture = image_grid(grid)
+    with atomic_file(out) as fh:
+        Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(fh, format="PNG")
+    click.echo(f"wrote {what} to {out}")

@@ -23,7 +23,7 @@ from .arrays import LabelledArray
 from .conditions import encode_conditions
 from .errors import DataFileError
 
-__all__ = ["ImageFolder", "list_image_files", "load_image_folder", "read_image_folder"]
+__all__ = ["ImageFolder", "list_image_files", "load_image_folder", "read_image", "read_image_folder"]
 
 PathLike = str | os.PathLike[str]
 
@@ -277,3 +277,13 @@ def _physical_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def read_image(path: PathLike, *, size: tuple[int, int], mode: str) -> np.ndarray:
+    """One image file as ``uint8 (C, H, W)``, converted to ``mode`` ("L" or "RGB") and resized to
+    ``size`` (height, width) as a folder's images are."""
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
+    file = Path(path)
+    _header(file)  # a damaged or linked-to-nothing file is named here
+    return _decode(file, mode == "L", size)

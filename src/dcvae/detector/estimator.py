@@ -57,6 +57,8 @@ from dcvae.detector.config import (
 from dcvae.detector.files import load_detector, save_detector
 from dcvae.detector.probability import anomaly_probability, prediction_confidence
 from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, VAE, VAEConfig, likelihood_for, model_class
+from dcvae.models.generation import check_count
+from dcvae.models.generation import sample as sample_model
 from dcvae.scoring.family import BASE_SCORES, CORRECTED, default_score, offered_scores, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
 from dcvae.scoring.latent import fit_latent_gaussians
@@ -369,6 +371,25 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _confidence(self, scores: np.ndarray, c: Any) -> np.ndarray:
         flagged = scores > self.thresholds_[_mode_key(c)]
         return prediction_confidence(scores, self._validation_scores(c), self.contamination, flagged)
+
+    # ------------------------------------------------------------------------------ generate
+    def sample(self, n: int, c: Any = None, *, seed: int = 0) -> np.ndarray:
+        """``n`` samples of the trained VAE (the decoder's mean at z ~ p(z|c)), float32 in data
+        units (images in [0, 1]); ``c``: one condition name for all, one per sample, or None
+        (conditions drawn uniformly). See ``dcvae.models.generation``."""
+        model = self._fitted()
+        if not isinstance(model, VAE):
+            raise ValueError(f"{model.name} is a classical detector: it has no generative model to "
+                             "sample from")
+        n = check_count(n)
+        index = None
+        if c is not None and model.conditional:
+            names = model.config.condition_names or ("0",)
+            index = condition_indices(np.broadcast_to(np.asarray(c, dtype=object), (n,)) if np.ndim(c) == 0
+                                      else c, n, names)
+        elif c is not None:
+            raise ValueError(f"{model.name} is unconditional: sample takes no condition")
+        return sample_model(model, n, index, seed=seed)
 
     # ------------------------------------------------------------------------------ checks
     def __sklearn_is_fitted__(self) -> bool:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from dcvae.config import ConfigError, StrictConfig
 from dcvae.math import LOGVAR_RANGE, gaussian_kl, gaussian_log_density
+from dcvae.models import generation
 from dcvae.models.likelihood import LIKELIHOODS, Likelihood, build_likelihood
 from dcvae.nn import BACKBONES, ConditionalEncoder, build_backbone
 
@@ -271,6 +272,11 @@ class VAE(nn.Module):
     def secondary_loss(self, output: ModelOutput) -> tuple[Tensor, dict[str, Tensor]] | None:
         """Loss of the secondary step, computed after the primary step on its detached output."""
         return None
+
+    def sample(self, n: int, c: Any = None, *, seed: int = 0) -> np.ndarray:
+        """``n`` seeded samples in data units; ``c``: condition index (or one per sample, or None
+        for uniformly drawn ones). See ``dcvae.models.generation``."""
+        return generation.sample(self, n, c, seed=seed)
 
     @classmethod
     def describe(cls) -> str:

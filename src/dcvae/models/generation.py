@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 MAX_SAMPLES = 100_000
 
 
+def check_count(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n must be a whole number of samples in 1..{MAX_SAMPLES}, got {n!r}")
+    return int(n)
+
+
 def condition_indices_for(model: VAE, n: int, c: int | np.ndarray | None, *, seed: int) -> Tensor | None:
     """Each sample's condition index: None for an unconditional model; drawn uniformly (seeded) for
     a conditional one when ``c`` is None; ``c`` itself when it is one index or one per sample."""
@@ -41,8 +47,7 @@ def condition_indices_for(model: VAE, n: int, c: int | np.ndarray | None, *, see
 @torch.no_grad()
 def sample(model: VAE, n: int, c: int | np.ndarray | None = None, *, seed: int = 0) -> np.ndarray:
     """``n`` samples of the model, float32 ``(n, *input_shape)`` in data units; seeded."""
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_SAMPLES:
-        raise ValueError(f"n must be a whole number of samples in 1..{MAX_SAMPLES}, got {n!r}")
+    check_count(n)
     model.eval()
     device = model.input_shift.device
     cond = condition_indices_for(model, int(n), c, seed=seed)
