@@ -80,7 +80,32 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     out["per_shape"] = {m: float(np.mean([p[m] for p in per_shape])) for m in METRICS}
     if not conditional:
         out["all"] = _metrics(codes, factors[test], seed)
+    if job["figures"] is not None and seed == job["figure_seed"]:
+        out["figures"] = _figures(det, pool.images(test[:1])[0], Path(job["figures"]))
     return out
+
+
+def _figures(det: Any, seed_image: np.ndarray, folder: Path) -> list[str]:
+    """64 samples and the latent traversals of one test image (per shape for the conditional
+    models) as PNGs; returns their paths."""
+    from PIL import Image
+
+    from dcvae.models.generation import image_grid, traverse
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = det.model_
+    written = []
+    samples = det.sample(64, seed=0).reshape(8, 8, *model.config.input_shape)
+    conditions = list(model.config.condition_names) if model.conditional else [None]
+    grids = {"samples": samples}
+    for name in conditions:
+        index = None if name is None else conditions.index(name)
+        grids["traversal" + ("" if name is None else f"-{name}")] = traverse(model, seed_image, index)
+    for what, grid in grids.items():
+        path = folder / f"{model.name}-{what}.png"
+        Image.fromarray(image_grid(grid)[..., 0]).save(path)
+        written.append(str(path))
+    return written
 
 
 def table(results: list[dict[str, Any]], part: str) -> list[str]:
@@ -106,10 +131,13 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=2024, help="which subsample of dSprites")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="also write sample and traversal PNGs of the first seed's models here")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     jobs = [{"model": m, "seed": s, "train": args.train, "eval": args.eval, "epochs": args.epochs,
-             "batch_size": args.batch_size, "latent_dim": args.latent_dim, "data_seed": args.data_seed}
+             "batch_size": args.batch_size, "latent_dim": args.latent_dim, "data_seed": args.data_seed,
+             "figures": None if args.figures is None else str(args.figures), "figure_seed": args.seeds[0]}
             for s in args.seeds for m in args.models]
     results = []
     start = time.perf_counter()
@@ -118,7 +146,7 @@ def main() -> None:
             results.append(result)
             print(f"{result['model']} seed {result['seed']}: MIG {result['remaining']['mig']:.3f} "
                   f"({result['train_seconds']} s)", flush=True)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "workers")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "workers", "figures")}
     report = {"command": "python " + " ".join(sys.argv), "settings": settings,
               "wall_seconds": round(time.perf_counter() - start), "machine": platform.processor() or
               platform.machine(), "results": results}
