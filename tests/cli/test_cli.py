@@ -480,3 +480,18 @@ def test_sample_writes_a_grid_of_samples_and_of_traversals(image_model, tmp_path
     _user_error(_run("sample", model, "--condition", "birds", "--out", tmp_path / "x.png"),
                 "the model's conditions are ['cats', 'dogs']", exit_code=2)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_score_maps_writes_one_overlay_per_image_and_a_contact_sheet(image_model, tmp_path):
+    images, model = image_model
+    result = _ok(_run("score", model, "--images", images, "--maps", tmp_path / "maps",
+                      "--out", tmp_path / "s.csv"))
+    assert "wrote 30 anomaly maps" in result.output
+    written = sorted(p.relative_to(tmp_path / "maps").as_posix() for p in (tmp_path / "maps").rglob("*.png"))
+    expected = [f"{k}/{i:02d}.png" for k in ("cats", "dogs") for i in range(15)] + ["contact-sheet.png"]
+    assert written == sorted(expected)
+    assert np.asarray(Image.open(tmp_path / "maps" / "cats" / "00.png")).shape == (8, 8, 3)
+    # the 16 most anomalous images beside their maps: 32 tiles of 8x8, 8 a row, 1-px gaps
+    assert np.asarray(Image.open(tmp_path / "maps" / "contact-sheet.png")).shape == (4 * 9 - 1, 8 * 9 - 1, 3)
+    _user_error(_run("score", model, "--images", images, "--maps", images / "m", "--out", tmp_path / "t.csv"),
+                "lies inside the image folder", exit_code=2)

@@ -36,6 +36,7 @@ from dcvae.io.atomic import atomic_file, atomic_write_text
 from dcvae.models import VAE
 from dcvae.models.generation import image_grid
 from dcvae.models.generation import traverse as traversals
+from dcvae.report.maps import contact_sheet, map_scale, overlay
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -152,13 +153,22 @@ def _exclusive(out: Path) -> Iterator[None]:
                    "instead of the minimum over all training conditions (marginal mode).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV file to write: index, file (for images), label, score, anomaly.")
+@click.option("--maps", "maps_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --images: write each image's anomaly map as a heat-map PNG here (same relative "
+                   "path), and contact-sheet.png of the 16 most anomalous images beside their maps.")
 @click.option("--strict", is_flag=True,
               help="Fail on an unreadable image instead of skipping it (skipped images are listed in "
                    "the CSV with the reason).")
 @device_option
-def score(model_dir: Path, split: str, given: bool, out: Path, strict: bool, device: str, **kw: Any) -> None:
+def score(model_dir: Path, split: str, given: bool, out: Path, maps_dir: Path | None, strict: bool,
+          device: str, **kw: Any) -> None:
     """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
     source, root = one_source(kw), kw.get("images")
+    if maps_dir is not None and root is None:
+        raise click.UsageError("--maps needs --images: a map is drawn over each image file")
+    if maps_dir is not None and root is not None and maps_dir.resolve().is_relative_to(Path(root).resolve()):
+        raise click.UsageError(f"--maps {maps_dir} lies inside the image folder being scored; write the "
+                               "maps elsewhere")
     _refuse_to_overwrite_inputs(out, model_dir, root, kw.get("array_file"))
     detector = AnomalyDetector.load(model_dir, device=device)
     skipped: tuple[DataFileError, ...]
@@ -191,6 +201,9 @@ def score(model_dir: Path, split: str, given: bool, out: Path, strict: bool, dev
     atomic_write_text(out, buffer.getvalue())
     click.echo(f"scored {len(scores)} samples ({mode} mode); {int(flags.sum())} flagged as "
                f"anomalies at threshold {detector.thresholds_[mode]:.4g}; wrote {out}")
+    if maps_dir is not None:
+        written = _write_maps(maps_dir, detector, x, conditions, scores, ids)
+        click.echo(f"wrote {written} anomaly maps and contact-sheet.png to {maps_dir}")
     if skipped:
         note(f"skipped {len(skipped)} unreadable image(s), listed in {out} with the reason "
              f"(the first: {skipped[0]}); --strict fails on them instead")
@@ -249,7 +262,28 @@ def sample(model_dir: Path, n: int, condition: str | None, traverse: Path | None
         padded[:n] = x
         grid = padded.reshape(-1, cols, *shape)
         what = f"{n} samples" + (f" of condition {condition!r}" if condition else "")
-    picture = image_grid(grid)
-    with atomic_file(out) as fh:
-        Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(fh, format="PNG")
+    _write_png(out, image_grid(grid))
     click.echo(f"wrote {what} to {out}")
+
+
+def _write_maps(folder: Path, detector: AnomalyDetector, x: np.ndarray, conditions: np.ndarray | None,
+                scores: np.ndarray, ids: list[str]) -> int:
+    """Each image's overlay at its own relative path (``.png``) and the contact sheet, all on one
+    colour scale; every file written atomically."""
+    maps = detector.anomaly_map(x, conditions)
+    if maps.ndim != 4:
+        raise click.UsageError("--maps: the model was trained on feature vectors, not images")
+    images = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    scale = map_scale(maps)
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, amap, name in zip(images, maps, ids, strict=True):
+        target = (folder / name).with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_png(target, overlay(image, amap, scale))
+    _write_png(folder / "contact-sheet.png", contact_sheet(images, maps, scores, scale=scale))
+    return len(ids)
+
+
+def _write_png(path: Path, picture: np.ndarray) -> None:
+    with atomic_file(path) as fh:
+        Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(fh, format="PNG")

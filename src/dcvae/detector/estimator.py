@@ -62,7 +62,7 @@ from dcvae.models.generation import sample as sample_model
 from dcvae.scoring.family import BASE_SCORES, CORRECTED, default_score, offered_scores, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
 from dcvae.scoring.latent import fit_latent_gaussians
-from dcvae.scoring.scores import GIVEN, MARGINAL
+from dcvae.scoring.scores import GIVEN, MARGINAL, explain
 from dcvae.scoring.threshold import CalibratedScore, calibrate, finite_scores
 from dcvae.training import (
     COLLAPSE_KL_PER_DIMENSION,
@@ -327,6 +327,23 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _scores(self, x: np.ndarray, indices: np.ndarray | None, mode: str) -> np.ndarray:
         return finite_scores(self.score_fits_[mode](self._base_scores(x, indices)), "X")
+
+    def anomaly_map(self, X: Any, c: Any = None) -> np.ndarray:
+        """Where each sample is odd: the squared reconstruction error per pixel (per feature), float32
+        shaped like the canonical input ``(n, C, H, W)`` or ``(n, d)``. Its reduction is the ``recon``
+        score (Eq. 17): ``sqrt(map.sum())`` of a sample equals its ``recon`` base score. In marginal
+        mode the map is the one of the condition that gives the sample its ``recon`` score (the one
+        with the smallest reconstruction error); in given mode, of ``c``."""
+        model = self._fitted()
+        if not isinstance(model, VAE):
+            raise ValueError(f"{model.name} is a classical detector: it reconstructs nothing, so it has "
+                             "no anomaly map; use a VAE")
+        x, indices = self._inputs(X, c)
+        seen = explain(model, x, indices, score="recon", batch_size=max(self.batch_size, 1024),
+                       precision=self.precision)
+        pixels = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        scale = model.input_scale.detach().cpu().numpy()  # the error is measured in the model's space
+        return np.square((pixels - seen.reconstruction) / scale).astype(np.float32)
 
     def score_samples(self, X: Any, c: Any = None) -> np.ndarray:
         """scikit-learn's sign: higher = more normal (the negated ``decision_function``)."""
