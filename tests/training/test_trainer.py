@@ -91,3 +91,14 @@ def test_train_config_checks_its_values():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="learning rates"):
         TrainConfig(lr=0.0)
+
+
+def test_outside_a_terminal_progress_is_one_line_per_epoch(capsys):
+    """In a log (stderr is no terminal under pytest's capture) a fit of 4 epochs x 7 steps writes
+    4 lines, not a line per progress update."""
+    model = build_model("vae", input_shape=[1, 8, 8], hidden_dims=[32, 16], latent_dim=4)
+    Trainer(model, TrainConfig(epochs=4, batch_size=32), progress=True).fit(_data(), _data(seed=1))
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"epoch {e}/4" for e in range(1, 5)], err
+    assert "\r" not in err and all("validation loss" in line for line in lines)

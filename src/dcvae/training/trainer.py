@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
 import time
 import warnings
 from collections import defaultdict
@@ -92,8 +93,11 @@ class Trainer:
         run = self._describe_run(train, validation) if checkpoint is not None else {}
         shuffler = torch.Generator().manual_seed(cfg.seed)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        # a bar redrawn in place on a terminal; in a log (a file, CI) one line per epoch instead,
+        # not a line per update
+        lines = self.progress and not _is_terminal(sys.stderr)
         with torch.random.fork_rng(devices=[]), tqdm(
-            total=cfg.epochs * steps_per_epoch, disable=not self.progress, unit="step",
+            total=cfg.epochs * steps_per_epoch, disable=not self.progress or lines, unit="step",
             dynamic_ncols=True, leave=False,
         ) as bar:
             torch.manual_seed(cfg.seed)
@@ -112,6 +116,8 @@ class Trainer:
                     if not all(math.isfinite(v) for v in record["validation"].values()):
                         raise TrainingDivergedError(epoch, "validation", record["validation"])
                 record["seconds"] = time.perf_counter() - start
+                if lines:
+                    _epoch_line(record, cfg.epochs)
                 state.history.epochs.append(record)
                 state.epoch = epoch
                 monitored = record.get("validation", train_terms)["loss"]
@@ -235,3 +241,17 @@ class Trainer:
                     sums[k] += float(v) * x.shape[0]
         self.model.train()
         return {k: v / len(data) for k, v in sums.items()}
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> None:
+    validation = record.get("validation")
+    held_out = f", validation loss {validation['loss']:.4g}" if validation else ""
+    print(f"epoch {record['epoch']}/{epochs}: loss {record['train']['loss']:.4g}{held_out} "
+          f"({record['seconds']:.1f} s)", file=sys.stderr, flush=True)
