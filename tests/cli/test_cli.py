@@ -495,3 +495,20 @@ def test_score_maps_writes_one_overlay_per_image_and_a_contact_sheet(image_model
     assert np.asarray(Image.open(tmp_path / "maps" / "contact-sheet.png")).shape == (4 * 9 - 1, 8 * 9 - 1, 3)
     _user_error(_run("score", model, "--images", images, "--maps", images / "m", "--out", tmp_path / "t.csv"),
                 "lies inside the image folder", exit_code=2)
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate", "score", "sample", "demo", "report", "benchmark"])
+def test_every_command_takes_threads(command):
+    assert "--threads" in _ok(_run(command, "--help")).output
+
+
+def test_threads_sets_pytorch_s_pool_for_the_command(image_model, tmp_path):
+    images, model = image_model
+    before = torch.get_num_threads()
+    try:
+        _ok(_run("score", model, "--images", images, "--threads", "1", "--out", tmp_path / "s.csv"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    _user_error(_run("score", model, "--images", images, "--threads", "0", "--out", tmp_path / "s.csv"),
+                "0 is not in the range", exit_code=2)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from dcvae.cli.main import main
+from dcvae.cli.options import threads_option
 from dcvae.data import DATASETS
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.models import DEFAULT_MODEL, all_models
@@ -50,6 +51,7 @@ def benchmark(config: Path, out: Path, executor: str, workers: int, threads: int
 
 
 @main.command()
+@threads_option
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--command", "benchmark_command", default=None, metavar="TEXT",
               help="The `dcvae benchmark ...` command that produced DIRECTORY, quoted in the report.")

@@ -13,7 +13,14 @@ import numpy as np
 
 from dcvae.classical import CLASSICAL
 from dcvae.cli.main import main
-from dcvae.cli.options import build_detector, detector_settings, model_options, note, score_option
+from dcvae.cli.options import (
+    build_detector,
+    detector_settings,
+    model_options,
+    note,
+    score_option,
+    threads_option,
+)
 from dcvae.data import DATASETS, load_dataset
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.provenance import hardware_summary
@@ -96,6 +103,7 @@ def evaluate(**kw: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @score_option
+@threads_option
 def demo(epochs: int, batch_size: int, seed: int, anomaly_score: str) -> None:
     """The default dCVAE-prior against the SPEC's dCVAE, a VAE and kNN, leave-one-out on the
     bundled 8×8 digits (no download)."""

@@ -27,6 +27,7 @@ from dcvae.cli.options import (
     model_options,
     note,
     one_source,
+    threads_option,
 )
 from dcvae.data import DataFileError, load_dataset
 from dcvae.data.images import read_image
@@ -160,6 +161,7 @@ def _exclusive(out: Path) -> Iterator[None]:
               help="Fail on an unreadable image instead of skipping it (skipped images are listed in "
                    "the CSV with the reason).")
 @device_option
+@threads_option
 def score(model_dir: Path, split: str, given: bool, out: Path, maps_dir: Path | None, strict: bool,
           device: str, **kw: Any) -> None:
     """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
@@ -234,6 +236,7 @@ def _refuse_to_overwrite_inputs(out: Path, model_dir: Path, images: Path | None,
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")
 @device_option
+@threads_option
 def sample(model_dir: Path, n: int, condition: str | None, traverse: Path | None, seed: int, out: Path,
            device: str) -> None:
     """Draw samples of a trained VAE (or latent traversals) as one PNG grid."""

@@ -74,6 +74,21 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
     return value
 
 
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None:  # before any tensor work: PyTorch's intra-op pool takes it from here on
+        import torch
+
+        torch.set_num_threads(value)
+    return value
+
+
+def threads_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--threads", type=click.IntRange(1, 1024), default=None, expose_value=False,
+                        callback=_set_threads, is_eager=True,
+                        help="PyTorch threads for this command [default: PyTorch's, the CPU cores]; "
+                             "1 keeps a shared machine responsive.")(f)
+
+
 def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--device", default=DEFAULTS["device"], show_default=True, callback=_check_device,
                         help="cpu, cuda, cuda:N, mps, or auto (CUDA, else MPS, else CPU).")(f)
@@ -114,6 +129,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="p(x|z,c): auto = Bernoulli for pixels (uint8, or images in [0, 1]), "
                           "Gaussian on standardised features for other arrays (tables too)."),
         device_option,
+        threads_option,
         click.option("--precision", type=click.Choice(sorted(PRECISIONS)), default=DEFAULTS["precision"],
                      show_default=True, help="bf16: matrix products in bfloat16 (autocast)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
