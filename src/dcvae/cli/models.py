@@ -38,6 +38,7 @@ from dcvae.models import VAE
 from dcvae.models.generation import image_grid
 from dcvae.models.generation import traverse as traversals
 from dcvae.report.maps import contact_sheet, map_scale, overlay
+from dcvae.training.config import MAX_SEED
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -153,7 +154,8 @@ def _exclusive(out: Path) -> Iterator[None]:
               help="Score conditional models with the data's own conditions (given mode) "
                    "instead of the minimum over all training conditions (marginal mode).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="CSV file to write: index, file (for images), label, score, anomaly.")
+              help="CSV file to write: index, file (for images), label, score, anomaly, error (why an "
+                   "image was skipped).")
 @click.option("--maps", "maps_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --images: write each image's anomaly map as a heat-map PNG here (same relative "
                    "path), and contact-sheet.png of the 16 most anomalous images beside their maps.")
@@ -232,7 +234,7 @@ def _refuse_to_overwrite_inputs(out: Path, model_dir: Path, images: Path | None,
 @click.option("--traverse", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               metavar="IMAGE", help="Instead of samples: latent traversals around this image's code, one "
                                     "row per latent dimension swept over ±3 prior standard deviations.")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")
 @device_option
