@@ -227,6 +227,7 @@ def test_model_figures_name_their_runs_and_scores(results_2d):
     assert "no saved EMNIST ByClass or KMNIST leave-one-out model" in markdown  # the fallback said
     assert "held-out class '0'" in markdown
     assert "E = negative ELBO" in markdown
+    assert "each model's anomaly map of the two images" in markdown  # rows 3-4 of Figures 1-2
     assert "(the only two dimensions)" in markdown
     assert "One grid per condition: #0 '1', #1 '2', #2 '3' (the first 3 of 9)" in markdown
     assert "2-D latent" in markdown

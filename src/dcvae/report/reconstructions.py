@@ -22,6 +22,7 @@ from dcvae.report.figure_runs import (
     _test_images,
     pick_reconstruction_runs,
 )
+from dcvae.report.maps import map_scale, overlay
 from dcvae.scoring import anomaly_scores, explain
 
 # ============================================================================ 5. Figures 1–2
@@ -73,13 +74,22 @@ def _plot_reconstructions(path: Path, x: np.ndarray,
                           models: list[tuple[dict[str, Any], AnomalyDetector]],
                           class_names: list[str]) -> None:
     """Row 1: the anomalous sample, row 2: the normal one (the paper's layout); column 1 the input,
-    then each model's reconstruction titled with E (negative ELBO) and A (Eq. 17)."""
+    then each model's reconstruction titled with E (negative ELBO) and A (Eq. 17). Rows 3-4: each
+    model's anomaly map of the two (``AnomalyDetector.anomaly_map``) over the input, on one colour
+    scale for the whole figure."""
     cols = 1 + len(models)
-    fig = Figure(figsize=(1.55 * cols, 4.2), layout="constrained")
-    axes = fig.subplots(2, cols, squeeze=False)
+    fig = Figure(figsize=(1.55 * cols, 8.0), layout="constrained")
+    axes = fig.subplots(4, cols, squeeze=False)
     for row, role in enumerate(("anomalous", "normal")):
         axes[row, 0].imshow(_picture(x[row] / 255.0), cmap="gray", vmin=0, vmax=1)
         axes[row, 0].set_title(f"{role}\ninput {class_names[row]}", fontsize=7)
+        axes[row + 2, 0].set_title(f"{role}: where\nthe error is", fontsize=7)
+    maps = [detector.anomaly_map(x) for _, detector in models]
+    scale = map_scale(np.stack(maps)) if maps else 1.0
+    images = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    for j, amap in enumerate(maps, start=1):
+        for row in range(2):
+            axes[row + 2, j].imshow(overlay(images[row], amap[row], scale))
     for j, (record, detector) in enumerate(models, start=1):
         model = detector.model_
         assert isinstance(model, VAE)  # the figure runs hold VAEs only
@@ -106,5 +116,7 @@ def _reconstruction_caption(run: FigureRun, normal: str, anomalous: str) -> str:
             "A = ‖x − x̂‖₂ (score `recon`, Eq. 17), both in marginal mode (minimum over the training "
             "conditions; no test label). The reconstruction is the decoder's mean at the posterior "
             "mean under the condition with the smallest A. → = the detector's verdict at its "
-            "calibrated threshold (its own headline score).")
+            "calibrated threshold (its own headline score). Bottom rows: each model's anomaly map of "
+            "the two images (squared reconstruction error per pixel, over the input in the inferno "
+            "colours, one colour scale for the figure): where the model finds the image odd.")
 
