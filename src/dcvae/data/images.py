@@ -12,9 +12,10 @@ Choices made here:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -26,6 +27,7 @@ from .errors import DataFileError
 __all__ = ["ImageFolder", "list_image_files", "load_image_folder", "read_image", "read_image_folder"]
 
 PathLike = str | os.PathLike[str]
+T = TypeVar("T")
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 _WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
@@ -249,11 +251,13 @@ def read_image_folder(path: PathLike, *, size: tuple[int, int] | None = None,
     return ImageFolder(LabelledArray(x, y), names, tuple(files), tuple(skipped))
 
 
-def _keep_readable(read: Any, files: list[Path], classes: list[str], skip: bool,
-                   skipped: list[DataFileError], root: Path) -> tuple[list[Any], list[Path], list[str]]:
+def _keep_readable(read: Callable[[Path, int], T], files: list[Path], classes: list[str], skip: bool,
+                   skipped: list[DataFileError], root: Path) -> tuple[list[T], list[Path], list[str]]:
     """``read(file, i)`` of every file; with ``skip``, the files it fails on are left out (and their
     errors collected), unless none is left."""
-    out, kept, kept_classes = [], [], []
+    out: list[T] = []
+    kept: list[Path] = []
+    kept_classes: list[str] = []
     for i, f in enumerate(files):
         try:
             out.append(read(f, i))
