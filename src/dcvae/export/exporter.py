@@ -25,7 +25,6 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -162,11 +161,6 @@ def export_onnx(detector: AnomalyDetector, path: str | os.PathLike[str]) -> Path
     target = Path(path)
     atomic_write(target, lambda tmp: onnx.save_model(proto, str(tmp)))
     return target
-
-
-def as_graph_input(x: np.ndarray) -> np.ndarray:
-    """Canonical inputs → the graph's float32 input (uint8 / 255, as ``VAE.prepare`` does)."""
-    return (x.astype(np.float32) / np.float32(255.0)) if x.dtype == np.uint8 else x.astype(np.float32)
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
