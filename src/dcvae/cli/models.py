@@ -9,7 +9,7 @@ import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import numpy as np
@@ -33,6 +33,7 @@ from dcvae.data import DataFileError, load_dataset
 from dcvae.data.images import read_image
 from dcvae.detector import AnomalyDetector
 from dcvae.evaluation.protocols import PROTOCOLS, make_protocol
+from dcvae.export.runtime import OnnxDetector
 from dcvae.io.atomic import atomic_file, atomic_write_text
 from dcvae.models import VAE
 from dcvae.models.generation import image_grid
@@ -146,7 +147,10 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.option("--onnx", "onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Score with a file of `dcvae export --format onnx` (onnxruntime) instead "
+                                 "of MODEL_DIR.")
 @data_options
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True,
               help="With --dataset: which split to score.")
@@ -164,17 +168,26 @@ def _exclusive(out: Path) -> Iterator[None]:
                    "the CSV with the reason).")
 @device_option
 @threads_option
-def score(model_dir: Path, split: str, given: bool, out: Path, maps_dir: Path | None, strict: bool,
-          device: str, **kw: Any) -> None:
-    """Score data with a saved model; writes a CSV (higher score = more anomalous)."""
+def score(model_dir: Path | None, onnx_file: Path | None, split: str, given: bool, out: Path,
+          maps_dir: Path | None, strict: bool, device: str, **kw: Any) -> None:
+    """Score data with a saved model (MODEL_DIR, or an exported --onnx FILE); writes a CSV (higher
+    score = more anomalous)."""
+    if (model_dir is None) == (onnx_file is None):
+        raise click.UsageError("give a MODEL_DIR or --onnx FILE to score with (one of them)")
+    if onnx_file is not None and maps_dir is not None:
+        raise click.UsageError("--maps needs the model directory: an ONNX export computes scores only")
     source, root = one_source(kw), kw.get("images")
     if maps_dir is not None and root is None:
         raise click.UsageError("--maps needs --images: a map is drawn over each image file")
     if maps_dir is not None and root is not None and maps_dir.resolve().is_relative_to(Path(root).resolve()):
         raise click.UsageError(f"--maps {maps_dir} lies inside the image folder being scored; write the "
                                "maps elsewhere")
-    _refuse_to_overwrite_inputs(out, model_dir, root, kw.get("array_file"))
-    detector = AnomalyDetector.load(model_dir, device=device)
+    _refuse_to_overwrite_inputs(out, model_dir or cast(Path, onnx_file), root, kw.get("array_file"))
+    detector: AnomalyDetector | OnnxDetector
+    if model_dir is not None:
+        detector = AnomalyDetector.load(model_dir, device=device)
+    else:
+        detector = OnnxDetector(cast(Path, onnx_file))
     skipped: tuple[DataFileError, ...]
     if source == "dataset":
         data = load_dataset(kw["dataset"], kw["data_dir"])
@@ -206,6 +219,7 @@ def score(model_dir: Path, split: str, given: bool, out: Path, maps_dir: Path | 
     click.echo(f"scored {len(scores)} samples ({mode} mode); {int(flags.sum())} flagged as "
                f"anomalies at threshold {detector.thresholds_[mode]:.4g}; wrote {out}")
     if maps_dir is not None:
+        assert isinstance(detector, AnomalyDetector)  # --maps is refused with --onnx
         written = _write_maps(maps_dir, detector, x, conditions, scores, ids)
         click.echo(f"wrote {written} anomaly maps and contact-sheet.png to {maps_dir}")
     if skipped:
@@ -218,7 +232,8 @@ def _refuse_to_overwrite_inputs(out: Path, model_dir: Path, images: Path | None,
     """The scores never replace what they come from: the model's files, the array file, an image."""
     target = out.resolve()
     if target.is_relative_to(model_dir.resolve()):
-        raise click.UsageError(f"--out {out} lies inside the model directory {model_dir}; write the "
+        what = "model directory" if model_dir.is_dir() else "model file"
+        raise click.UsageError(f"--out {out} lies inside the {what} {model_dir}; write the "
                                "scores elsewhere")
     if (array_file is not None and target == Path(array_file).resolve()) or (
             images is not None and target.is_relative_to(Path(images).resolve()) and target.exists()):

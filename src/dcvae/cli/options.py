@@ -13,6 +13,7 @@ import numpy as np
 
 from dcvae.data import DATASETS, DataFileError, LabelledArray, load_array_file, read_image_folder
 from dcvae.detector import AnomalyDetector, default_settings
+from dcvae.export.runtime import OnnxDetector
 from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
 from dcvae.scoring import parse_score
@@ -203,7 +204,7 @@ class UserData(NamedTuple):
     skipped: tuple[DataFileError, ...] = ()  # images left out, with the reason
 
 
-def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None, *,
+def load_user_data(kw: dict[str, Any], like: AnomalyDetector | OnnxDetector | None = None, *,
                    skip_unreadable: bool = False) -> UserData:
     """The samples named by --images or --array. ``like``: a fitted detector, whose data the new
     data is read like when an option is not given: images at its size and colour mode, tables with
@@ -216,7 +217,7 @@ def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None, *,
         no_conditions = fitted.get("no_conditions", False)
     if images is not None:
         mode = "auto"
-        shape = () if like is None else tuple(like.model_.config.input_shape)
+        shape = () if like is None else _input_shape(like)
         if len(shape) == 3:  # an image model: its colour mode, and the --size fit was given
             mode = "L" if shape[0] == 1 else "RGB"
             if size is None and fitted.get("size") is not None:
@@ -238,6 +239,12 @@ def load_user_data(kw: dict[str, Any], like: AnomalyDetector | None = None, *,
     if no_conditions or not names:
         data, names = LabelledArray(data.x, np.full(len(data), -1, dtype=np.int64)), ()
     return UserData(data, names, ids, read, skipped)
+
+
+def _input_shape(like: AnomalyDetector | OnnxDetector) -> tuple[int, ...]:
+    if isinstance(like, AnomalyDetector):
+        return tuple(like.model_.config.input_shape)
+    return like.input_shape
 
 
 def condition_labels(data: LabelledArray, names: tuple[str, ...]) -> np.ndarray | None:
