@@ -7,8 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from PIL import Image
 
 import dcvae
 from dcvae.cli import main
+from dcvae.cli.main import COMMANDS
 from dcvae.data import DATASETS, load_image_folder
 from dcvae.detector import AnomalyDetector
 from dcvae.evaluation.protocols import PROTOCOLS
@@ -512,3 +515,34 @@ def test_threads_sets_pytorch_s_pool_for_the_command(image_model, tmp_path):
         torch.set_num_threads(before)
     _user_error(_run("score", model, "--images", images, "--threads", "0", "--out", tmp_path / "s.csv"),
                 "0 is not in the range", exit_code=2)
+
+
+def test_help_lists_every_command_without_loading_any():
+    """`dcvae --help` answers without PyTorch or scikit-learn (issue 18: start-up)."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None  # any import of torch or scikit-learn now fails
+        sys.modules["sklearn"] = None
+        from dcvae.cli import main
+        main(["--help"], standalone_mode=False)
+        loaded = sorted(m for m in sys.modules if m.startswith("dcvae.cli."))
+        assert loaded == ["dcvae.cli.main"], loaded
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    listed = re.findall(r"^  (\w+)  ", out.stdout.split("Commands:")[1], flags=re.MULTILINE)
+    assert listed == sorted(COMMANDS) == ["benchmark", "demo", "evaluate", "export", "fit", "list",
+                                          "report", "sample", "score"]
+
+
+def test_the_help_lines_are_the_commands_own_and_every_command_is_listed():
+    with click.Context(main) as ctx:
+        for name, (module, summary) in COMMANDS.items():
+            command = main.get_command(ctx, name)
+            assert command is not None and command.callback is not None
+            assert command.callback.__module__ == module
+            first_paragraph = " ".join((command.help or "").split("\n\n")[0].split())
+            assert first_paragraph == summary, name
+        assert sorted(main.commands) == sorted(COMMANDS)  # none registered that --help leaves out
+        assert main.get_command(ctx, "nonsense") is None
+    _user_error(_run("nonsense"), "No such command", exit_code=2)

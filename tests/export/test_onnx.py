@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -236,6 +237,31 @@ def test_the_runtime_imports_neither_torch_nor_the_library_behind_it(exported, d
     assert out.returncode == 0, out.stderr
     scores = np.array(eval(out.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(scores, det.decision_function(digits.test.x[:10]), rtol=RTOL, atol=RTOL)
+
+
+def test_dcvae_score_onnx_runs_with_torch_and_scikit_learn_unimportable(exported, digits, tmp_path):
+    """A deployment with onnxruntime and the library, no PyTorch: the command scores, and its CSV
+    holds the library's scores and flags."""
+    det, path = exported
+    folder = tmp_path / "images"
+    for i, image in enumerate(digits.test.x[:12]):
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(image[0]).save(folder / f"{i:02d}.png")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any import of torch (or scikit-learn) now fails
+        sys.modules["sklearn"] = None
+        from dcvae.cli import main
+        main(["score", "--onnx", {str(path)!r}, "--images", {str(folder)!r}, "--threads", "1",
+              "--out", {str(tmp_path / "s.csv")!r}], standalone_mode=False)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    rows = _csv(tmp_path / "s.csv")
+    x = np.stack([np.asarray(Image.open(folder / r["file"]))[None] for r in rows])
+    np.testing.assert_allclose([float(r["score"]) for r in rows], det.decision_function(x),
+                               rtol=RTOL, atol=RTOL)
+    assert [int(r["anomaly"]) for r in rows] == det.predict(x).tolist()
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from dcvae.cli.inputs import threads_option
 from dcvae.cli.main import main
-from dcvae.cli.options import threads_option
 from dcvae.data import DATASETS
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.models import DEFAULT_MODEL, all_models

@@ -12,15 +12,9 @@ import click
 import numpy as np
 
 from dcvae.classical import CLASSICAL
+from dcvae.cli.inputs import note, threads_option
 from dcvae.cli.main import main
-from dcvae.cli.options import (
-    build_detector,
-    detector_settings,
-    model_options,
-    note,
-    score_option,
-    threads_option,
-)
+from dcvae.cli.options import build_detector, detector_settings, model_options, score_option
 from dcvae.data import DATASETS, load_dataset
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.provenance import hardware_summary

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from dcvae.cli.inputs import threads_option
 from dcvae.cli.main import main
-from dcvae.cli.options import threads_option
 from dcvae.detector import AnomalyDetector
 from dcvae.export.exporter import export_onnx
 from dcvae.export.runtime import OnnxDetector

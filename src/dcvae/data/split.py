@@ -7,7 +7,6 @@ import warnings
 from typing import cast
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 
 def stratified_split(y: np.ndarray, *, seed: int, train_size: int | float | None = None,
@@ -19,6 +18,8 @@ def stratified_split(y: np.ndarray, *, seed: int, train_size: int | float | None
     a count ``train_size`` then counts it. When the rest is still too small to put every label on
     both sides, the split is a plain seeded one, with a warning.
     """
+    from sklearn.model_selection import train_test_split  # here: reading data needs no scikit-learn
+
     y = np.asarray(y)
     index = np.arange(len(y))
     labels, counts = np.unique(y, return_counts=True)

@@ -418,6 +418,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True  # (n, H, W) images
         return tags
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample the fitted model takes, ``(C, H, W)`` or ``(d,)`` (as
+        ``OnnxDetector.input_shape``)."""
+        return tuple(int(s) for s in self._fitted().config.input_shape)
+
     def _fitted(self) -> VAE | ClassicalModel:
         if not self.__sklearn_is_fitted__():
             raise NotFittedError("this AnomalyDetector is not fitted yet: call fit() or load()")

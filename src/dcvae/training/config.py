@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from dcvae.config import ConfigError, StrictConfig
-from dcvae.training.device import check_device_name
+from dcvae.training.device import DEFAULT_DEVICE, check_device_name
 from dcvae.training.precision import PRECISIONS
 
 MAX_SEED = 2**32 - 1
@@ -31,7 +31,7 @@ class TrainConfig(StrictConfig):
     secondary_lr: float = 1e-4
     seed: int = 0
     patience: int = 5
-    device: str = "cpu"
+    device: str = DEFAULT_DEVICE
     precision: str = "fp32"
 
     def __post_init__(self) -> None:

@@ -5,12 +5,16 @@ device is checked where a model is put on it, so a model trained on a GPU still 
 from __future__ import annotations
 
 import re
-
-import torch
+from typing import TYPE_CHECKING
 
 from dcvae.config import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+#: Where a model trains and scores unless told otherwise.
+DEFAULT_DEVICE = "cpu"
 _PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
@@ -21,6 +25,8 @@ def check_device_name(name: object) -> None:
 
 def resolve_device(name: str) -> torch.device:
     """The torch device for ``name``; a clear error when this machine or PyTorch build lacks it."""
+    import torch  # here, not above: checking a name needs no PyTorch (the torch-free CLI paths)
+
     check_device_name(name)
     mps = getattr(torch.backends, "mps", None)
     has_mps = bool(mps is not None and mps.is_available())
