@@ -240,3 +240,15 @@ def test_a_missing_extra_names_its_pip_install(tmp_path, monkeypatch, asked, ext
             tracking(**{asked: where}, run_name="x"):
         pytest.fail("the block must not run")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_cannot_be_created_leaves_no_event_file(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(MlflowClient, "create_run", refuse)
+    uri, logdir = (tmp_path / "mlruns").as_uri(), tmp_path / "tb"
+    with pytest.raises(TrackingError, match="cannot create a run: Permission denied"), \
+            tracking(mlflow=uri, tensorboard=logdir, run_name="x"):
+        pytest.fail("the block must not run")
+    assert list(logdir.iterdir()) == []
