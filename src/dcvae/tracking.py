@@ -119,14 +119,32 @@ def history_metrics(history: History | Mapping[str, Any]) -> list[tuple[str, flo
     return rows
 
 
+#: The fields of a run record (``dcvae.evaluation.run.RunRecord.to_dict()``) that say what ran:
+#: logged as parameters. Its other numbers (AUCs, per-score metrics, final loss terms, timings)
+#: are the metrics; its lists (ROC curves, notes) are left out.
+RECORD_PARAMS = ("model", "dataset", "protocol", "class", "class_name", "seed", "settings", "scores",
+                 "condition_mode", "n_train", "n_validation", "n_test", "n_anomalies", "library_version",
+                 "commit", "hardware")
+
+
+def log_record(track: Tracking, record: Mapping[str, Any]) -> None:
+    """One protocol run, as ``dcvae evaluate`` and ``dcvae benchmark`` log it: parameters, metrics
+    and its status (and error) as tags."""
+    track.log_params({k: record[k] for k in RECORD_PARAMS if k in record})
+    track.set_tags({"dcvae.status": record.get("status"), "dcvae.error": record.get("error"),
+                    "dcvae.key": record.get("key")})
+    track.log_metrics({k: v for k, v in record.items() if k not in RECORD_PARAMS})
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _param_value(value: Any) -> str:
-    """A parameter as text: strings as they are, anything else as JSON (repr if not JSON-able)."""
-    if isinstance(value, str):
-        text = value
+    """A parameter as text: strings as they are, paths as their text, anything else as JSON (repr
+    if not JSON-able)."""
+    if isinstance(value, str | os.PathLike):
+        text = os.fspath(value)
     else:
         try:
             text = json.dumps(value, sort_keys=True, allow_nan=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from dcvae.cli.inputs import threads_option
 from dcvae.cli.main import main
+from dcvae.cli.options import tracking_options
 from dcvae.data import DATASETS
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.models import DEFAULT_MODEL, all_models
 from dcvae.scoring import BASE_SCORES
+from dcvae.tracking import log_record, tracking
 
 
 @main.command()
@@ -34,17 +37,37 @@ from dcvae.scoring import BASE_SCORES
               help="Another results directory whose records of the very same runs (same key) are "
                    "copied instead of trained again, e.g. a tuning grid's winners. Repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@tracking_options
 def benchmark(config: Path, out: Path, executor: str, workers: int, threads: int | None,
               address: str | None, data_dir: Path | None, reuse: tuple[Path, ...],
-              quiet: bool) -> None:
+              quiet: bool, mlflow_uri: str | None, tensorboard_dir: Path | None) -> None:
     """Run the grid of a benchmark CONFIG (TOML); finished runs are skipped, so re-run to resume."""
     from dcvae.benchmark import run_benchmark
 
     if address is not None and executor != "ray":
         raise click.UsageError("--address is for --executor ray")
     start = time.perf_counter()
-    counts = run_benchmark(config, out, data_dir=data_dir, executor=executor, workers=workers,
-                           threads=threads, address=address, progress=not quiet, reuse=reuse)
+    # one tracked run for the grid, and one under it for each run finished now (MLflow's nesting
+    # tag; TensorBoard: a folder per run key)
+    with tracking(mlflow=mlflow_uri, run_name=f"benchmark {config.stem}") as grid:
+        grid.log_params({"config": config, "out": out, "executor": executor, "workers": workers,
+                         "threads": threads})
+
+        def log_run(record: dict[str, Any]) -> None:
+            if not grid.active and tensorboard_dir is None:
+                return
+            board = None if tensorboard_dir is None else tensorboard_dir / record["key"]
+            label = f"{record['model']} {record['dataset']} class {record['class']} seed {record['seed']}"
+            with tracking(mlflow=mlflow_uri, tensorboard=board, run_name=label) as run:
+                run.set_tags({"mlflow.parentRunId": grid.run_id})
+                log_record(run, record)
+                if record.get("model_dir"):
+                    run.log_model_dir(out / record["model_dir"])
+
+        counts = run_benchmark(config, out, data_dir=data_dir, executor=executor, workers=workers,
+                               threads=threads, address=address, progress=not quiet, reuse=reuse,
+                               on_record=log_run)
+        grid.log_metrics({k: v for k, v in counts.items()})
     click.echo(f"{counts['total']} runs in the grid: {counts['skipped']} already done, "
                f"{counts['reused']} reused, {counts['ran']} run now in "
                f"{time.perf_counter() - start:.0f} s; results in {out / 'results.jsonl'}")

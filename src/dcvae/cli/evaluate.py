@@ -14,7 +14,7 @@ import numpy as np
 from dcvae.classical import CLASSICAL
 from dcvae.cli.inputs import note, threads_option
 from dcvae.cli.main import main
-from dcvae.cli.options import build_detector, detector_settings, model_options, score_option
+from dcvae.cli.options import build_detector, detector_settings, model_options, score_option, tracking_options
 from dcvae.data import DATASETS, load_dataset
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.provenance import hardware_summary
@@ -22,6 +22,7 @@ from dcvae.evaluation.run import RunSpec, run_protocol
 from dcvae.models import DEFAULT_MODEL, model_class
 from dcvae.scoring import parse_score
 from dcvae.scoring.family import default_score, offered_scores
+from dcvae.tracking import log_record, tracking
 from dcvae.training import COLLAPSE_KL_PER_DIMENSION, PosteriorCollapseWarning
 from dcvae.training.config import MAX_SEED
 
@@ -50,6 +51,7 @@ DEMO_MODELS = (DEFAULT_MODEL, "dcvae", "vae", "knn")
               show_default=True,
               help="A classical detector run on the same split, its ROC-AUC printed beside the model's "
                    "(not with --json, whose object is the model's record alone).")
+@tracking_options
 def evaluate(**kw: Any) -> None:
     """Fit on a protocol's normal training data, score its test split, print the metrics."""
     model, seed, quiet, baseline = kw.pop("model"), kw.pop("seed"), kw.pop("quiet"), kw.pop("baseline")
@@ -64,10 +66,17 @@ def evaluate(**kw: Any) -> None:
     for message in data.notes:
         note(message)
     spec = RunSpec(model, data.name, kw.pop("protocol"), kw.pop("target_class"), seed, settings, (score,))
-    result = run_protocol(spec, data, progress=not quiet)
-    record = result.record
-    if kw["save_dir"] is not None and result.detector is not None:
-        result.detector.save(kw["save_dir"])
+    with tracking(mlflow=kw.pop("mlflow_uri"), tensorboard=kw.pop("tensorboard_dir"),
+                  run_name=f"evaluate {spec.label}") as track:
+        result = run_protocol(spec, data, progress=not quiet)
+        record = result.record
+        if kw["save_dir"] is not None and result.detector is not None:
+            result.detector.save(kw["save_dir"])
+        log_record(track, record.to_dict())
+        if result.detector is not None:
+            track.log_history(result.detector.history_)
+        if kw["save_dir"] is not None and result.detector is not None:
+            track.log_model_dir(kw["save_dir"])
     if kw["as_json"]:
         click.echo(json.dumps(record.to_dict()))
         return

@@ -25,7 +25,7 @@ from dcvae.cli.inputs import (
     write_png,
 )
 from dcvae.cli.main import main
-from dcvae.cli.options import build_detector, detector_settings, model_options
+from dcvae.cli.options import build_detector, detector_settings, model_options, tracking_options
 from dcvae.data import load_dataset
 from dcvae.data.images import read_image
 from dcvae.detector import AnomalyDetector
@@ -33,6 +33,7 @@ from dcvae.evaluation.protocols import PROTOCOLS, make_protocol
 from dcvae.models import VAE
 from dcvae.models.generation import image_grid
 from dcvae.models.generation import traverse as traversals
+from dcvae.tracking import tracking
 from dcvae.training.config import MAX_SEED
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -55,11 +56,13 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
               help="Directory to save the model in.")
 @click.option("--overwrite", is_flag=True,
               help="Replace the model (or the checkpoint) already in OUT.")
+@tracking_options
 def fit(**kw: Any) -> None:
     """Train a detector on normal data and save it as a model directory."""
     source = one_source(kw)
     model, out, seed, quiet = kw.pop("model"), kw.pop("out"), kw.pop("seed"), kw.pop("quiet")
     every, resume, overwrite = kw.pop("checkpoint_every"), kw.pop("resume"), kw.pop("overwrite")
+    track_to = {"mlflow": kw.pop("mlflow_uri"), "tensorboard": kw.pop("tensorboard_dir")}
     checkpoint = out / CHECKPOINT_FILE
     ours = (out / "config.json").exists() or checkpoint.exists()
     if out.exists() and (not out.is_dir() or (any(not _ours_hidden(p) for p in out.iterdir()) and not ours)):
@@ -82,28 +85,39 @@ def fit(**kw: Any) -> None:
         if resume and not checkpoint.exists():
             raise click.UsageError(f"--resume: no checkpoint at {checkpoint}")
         use_checkpoint = every is not None or resume
-        if source == "dataset":
-            data = load_dataset(kw["dataset"], kw["data_dir"])
-            for message in data.notes:
-                note(message)
-            split = make_protocol(kw["protocol"], data, kw["target_class"], seed=seed,
-                                  train_size=kw["train_size"])
-            x = split.train.x
-            fit_args: dict[str, Any] = {"c": split.train.y, "condition_names": split.condition_names,
-                                        "validation": (split.validation.x, split.validation.y)}
-        else:
-            user, names, _, read, _ = load_user_data(kw)
-            x = user.x
-            fit_args = {"c": condition_labels(user, names)}
-        start = time.perf_counter()
-        detector.fit(x, **fit_args, checkpoint=checkpoint if use_checkpoint else None,
-                     checkpoint_every=every or 1, resume=resume)
-        seconds = time.perf_counter() - start
-        if source != "dataset":  # `dcvae score` reads new files the same way
-            detector.input_.update(read)
-        detector.save(out)
-        n_val = len(detector.validation_scores_["marginal"])
-        n_fit = len(x) if "validation" in fit_args else len(x) - n_val  # counted as evaluate counts
+        with tracking(mlflow=track_to["mlflow"], tensorboard=track_to["tensorboard"],
+                      run_name=f"fit {model}") as track:  # a bad store fails here, before any data
+            if source == "dataset":
+                data = load_dataset(kw["dataset"], kw["data_dir"])
+                for message in data.notes:
+                    note(message)
+                split = make_protocol(kw["protocol"], data, kw["target_class"], seed=seed,
+                                      train_size=kw["train_size"])
+                x = split.train.x
+                fit_args: dict[str, Any] = {"c": split.train.y, "condition_names": split.condition_names,
+                                            "validation": (split.validation.x, split.validation.y)}
+                source_params = {"dataset": data.name, "protocol": kw["protocol"],
+                                 "class": kw["target_class"], "train_size": kw["train_size"]}
+            else:
+                source_params = {"images": kw["images"], "array": kw["array_file"]}
+                user, names, _, read, _ = load_user_data(kw)
+                x = user.x
+                fit_args = {"c": condition_labels(user, names)}
+                source_params.update(read)
+            track.log_params({**detector.get_params(), "data": source_params})
+            start = time.perf_counter()
+            detector.fit(x, **fit_args, checkpoint=checkpoint if use_checkpoint else None,
+                         checkpoint_every=every or 1, resume=resume)
+            seconds = time.perf_counter() - start
+            if source != "dataset":  # `dcvae score` reads new files the same way
+                detector.input_.update(read)
+            detector.save(out)
+            n_val = len(detector.validation_scores_["marginal"])
+            n_fit = len(x) if "validation" in fit_args else len(x) - n_val  # counted as evaluate counts
+            track.log_history(detector.history_)
+            track.log_metrics({"train_seconds": seconds, "n_train": n_fit, "n_validation": n_val,
+                               "threshold": detector.threshold_})
+            track.log_model_dir(out)
         click.echo(f"trained {model} on {n_fit} samples ({n_val} more held out for validation and the "
                    f"threshold) for {len(detector.history_.epochs)} epochs in {seconds:.1f} s; threshold "
                    f"{detector.threshold_:.4g}; saved to {out}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from dcvae.detector import AnomalyDetector, default_settings
 from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
 from dcvae.nn import BACKBONES
 from dcvae.scoring import parse_score
+from dcvae.tracking import DEFAULT_MLFLOW_STORE
 from dcvae.training import PRECISIONS
 from dcvae.training.config import MAX_SEED
 
@@ -102,6 +104,19 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def tracking_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--mlflow [URI] and --tensorboard DIR (``dcvae.tracking``), as ``mlflow_uri`` and
+    ``tensorboard_dir``."""
+    f = click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, metavar="DIR",
+                     help="Write the same scalars as TensorBoard event files in DIR (dcvae[tensorboard]).")(f)
+    return click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value=DEFAULT_MLFLOW_STORE,
+                        default=None, metavar="[URI]",
+                        help="Log the parameters, every epoch's loss terms, the metrics and the model "
+                             "directory to MLflow (dcvae[mlflow]): a tracking server's URI or a local "
+                             f"store; alone, {DEFAULT_MLFLOW_STORE} (no server).")(f)
 
 
 def detector_settings(kw: dict[str, Any], *, only_given: bool = False) -> dict[str, Any]:
