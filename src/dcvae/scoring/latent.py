@@ -97,14 +97,9 @@ def _gaussian(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 def latent_nll(gaussians: LatentGaussians, mu: Tensor, c: Tensor | None) -> Tensor:
     """-log N(mu; m_c, S_c) of each row's code under its condition's Gaussian (condition 0 when
-    ``c`` is None); (B,), float64 (float32 on Apple's Metal, which has no float64).
-
-    In float64: the quadratic form sums terms of both signs, and in float32 its rounding (and an
-    exported graph's, which rounds differently) reached 1e-5 of the result on MNIST codes."""
+    ``c`` is None); (B,)."""
     index = torch.zeros(mu.shape[0], dtype=torch.long, device=mu.device) if c is None else c
-    wide = torch.float32 if mu.device.type == "mps" else torch.float64  # Metal has no float64
-    means = gaussians.means.to(mu.device, wide)[index]
-    diff = mu.to(wide) - means
-    maha = torch.einsum("bi,bij,bj->b", diff, gaussians.precisions.to(mu.device, wide)[index], diff)
-    logdets = gaussians.logdets.to(mu.device, wide)[index]
-    return 0.5 * (maha + logdets + mu.shape[1] * math.log(2 * math.pi))
+    means = gaussians.means.to(mu.device)[index]
+    diff = (mu.float() - means)
+    maha = torch.einsum("bi,bij,bj->b", diff, gaussians.precisions.to(mu.device)[index], diff)
+    return 0.5 * (maha + gaussians.logdets.to(mu.device)[index] + mu.shape[1] * math.log(2 * math.pi))
