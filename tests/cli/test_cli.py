@@ -3,11 +3,13 @@
 import csv
 import errno
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import click
@@ -546,3 +548,61 @@ def test_the_help_lines_are_the_commands_own_and_every_command_is_listed():
         assert sorted(main.commands) == sorted(COMMANDS)  # none registered that --help leaves out
         assert main.get_command(ctx, "nonsense") is None
     _user_error(_run("nonsense"), "No such command", exit_code=2)
+
+
+@pytest.mark.parametrize(("cores", "busy", "expected"), [(2, 0, 2), (2, 1, 1), (2, 5, 1), (16, 3, 13),
+                                                         (2, None, None)])
+def test_automatic_threads_leave_the_busy_cores_to_their_processes(monkeypatch, cores, busy, expected):
+    from dcvae.cli import inputs
+
+    monkeypatch.setattr(inputs, "usable_cores", lambda: cores)
+    monkeypatch.setattr(inputs, "busy_elsewhere", lambda: busy)
+    assert inputs.automatic_threads() == expected
+
+
+def _busy_process():
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+@pytest.mark.skipif(not Path("/proc/loadavg").exists(), reason="the running-task count is Linux's")
+def test_a_busy_process_is_counted():
+    from dcvae.cli.inputs import busy_elsewhere
+
+    competitor = _busy_process()
+    try:
+        time.sleep(0.3)  # let it reach the run queue
+        assert busy_elsewhere() >= 1
+    finally:
+        competitor.kill()
+        competitor.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/loadavg").exists(), reason="the running-task count is Linux's")
+def test_a_command_beside_a_busy_process_takes_the_free_cores_unless_told():
+    """Issue 18: two thread pools sized to every core slow each other down several-fold; without
+    --threads a command takes the cores no other process is running on."""
+    from dcvae.cli.inputs import usable_cores
+
+    cores = usable_cores()
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    command = [sys.executable, "-m", "dcvae", "evaluate", "--dataset", "digits", "--class", "1",
+               "--model", "knn", "--baseline", "none", "--quiet", "--json"]  # the record says the threads
+    competitor = _busy_process()
+    try:
+        time.sleep(0.3)
+        runs = {name: subprocess.run(command + extra, capture_output=True, text=True, env={**env, **more},
+                                     check=False)
+                for name, extra, more in (("auto", [], {}), ("told", ["--threads", str(cores)], {}),
+                                          ("environment", [], {"OMP_NUM_THREADS": str(cores)}))}
+    finally:
+        competitor.kill()
+        competitor.wait()
+    threads = {}
+    for name, run in runs.items():
+        assert run.returncode == 0, run.stderr
+        threads[name] = json.loads(run.stdout.strip().splitlines()[-1])["hardware"]["torch_threads"]
+    assert threads["auto"] <= max(1, cores - 1)
+    assert threads["told"] == threads["environment"] == cores
+    assert ("busy with other processes" in runs["auto"].stderr) == (cores > 1)
+    assert "busy with other processes" not in runs["told"].stderr + runs["environment"].stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -50,9 +51,56 @@ def device_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="cpu, cuda, cuda:N, mps, or auto (CUDA, else MPS, else CPU).")(f)
 
 
+def busy_elsewhere(samples: int = 5, interval_s: float = 0.01) -> int | None:
+    """How many other processes are running right now: Linux's count of runnable tasks
+    (``/proc/loadavg``, 4th field) less this one, the fewest over a few samples so that a passing
+    spike does not count. None where the count cannot be read."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as fh:
+                running = int(fh.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(running - 1)
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return max(0, min(counts))
+
+
+def automatic_threads() -> int | None:
+    """The threads a command uses when not told: the cores this process may run on that no other
+    running process holds (at least 1). Two thread pools that both size themselves to every core
+    slow each other down several-fold (issue 18: the demo 170 s beside one busy process, 53 s with
+    one thread); None where the load cannot be read (PyTorch's own default then)."""
+    busy = busy_elsewhere()
+    return None if busy is None else max(1, usable_cores() - busy)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def choose_threads(ctx: click.Context) -> None:
+    """Size PyTorch's (and onnxruntime's) thread pool by ``automatic_threads`` for a command run
+    without --threads: before its module imports PyTorch, which reads OMP_NUM_THREADS once, when it
+    loads. Left alone: an OMP_NUM_THREADS the user set, and a process that already holds PyTorch
+    (a test, a notebook calling the command)."""
+    if "OMP_NUM_THREADS" in os.environ or sys.modules.get("torch") is not None:
+        return
+    value = automatic_threads()
+    if value is None or value == usable_cores():
+        return
+    note(f"{usable_cores() - value} core(s) busy with other processes: using {value} thread(s); "
+         "--threads N chooses")
+    ctx.meta[THREADS_KEY] = value
+    os.environ["OMP_NUM_THREADS"] = str(value)
+
+
 def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    if value is None:
-        return value
+    if value is None:  # the group chose, or left PyTorch's default (``choose_threads``)
+        return None
     ctx.meta[THREADS_KEY] = value
     if sys.modules.get("torch") is not None:  # PyTorch's intra-op pool takes it from here on
         import torch
@@ -66,8 +114,8 @@ def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) 
 def threads_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--threads", type=click.IntRange(1, 1024), default=None, expose_value=False,
                         callback=_set_threads, is_eager=True,
-                        help="PyTorch threads for this command [default: PyTorch's, the CPU cores]; "
-                             "1 keeps a shared machine responsive.")(f)
+                        help="Threads for this command's computations [default: the cores no other "
+                             "running process keeps busy, at least 1].")(f)
 
 
 def threads_given() -> int | None:

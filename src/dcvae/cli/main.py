@@ -61,6 +61,16 @@ class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                           list[str]]:
+        rest = args[1:]
+        if (args and args[0] in COMMANDS and args[0] != "list" and not {"-h", "--help"} & set(rest)
+                and not any(a == "--threads" or a.startswith("--threads=") for a in rest)):
+            from dcvae.cli.inputs import choose_threads  # before the command's module loads PyTorch
+
+            choose_threads(ctx)
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
             importlib.import_module(COMMANDS[cmd_name][0])  # its module adds it to this group
