@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import wilcoxon
 
 from dcvae.benchmark import ResultStore
 from dcvae.evaluation.metrics import roc_auc
@@ -46,7 +47,15 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--score", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--baseline", nargs=2, metavar=("STORE", "MODEL"), default=None,
+                        help="Compare the ensemble, paired over classes, with MODEL's AUC in STORE "
+                             "(mean over its seeds), e.g. benchmarks/results/epochs10 knn.")
     args = parser.parse_args()
+    baseline: dict[tuple, list[float]] = defaultdict(list)
+    if args.baseline is not None:
+        for r in ResultStore(Path(args.baseline[0])).records():
+            if r.get("status") == "ok" and r["model"] == args.baseline[1]:
+                baseline[(r["dataset"], r["protocol"], r["class"])].append(r["auc"])
     groups: dict[tuple, list[dict]] = defaultdict(list)
     absent = 0  # score files are kept where the runs ran, never committed
     for r in ResultStore(args.directory).records():
@@ -83,8 +92,21 @@ def main() -> None:
             print(f"{dataset} {protocol} ({len(part)} classes): mean of single seeds {100 * single:.2f}, "
                   f"ensemble {100 * ensemble:.2f} (gain per class {100 * min(gains):+.2f} .. "
                   f"{100 * max(gains):+.2f})")
+            paired = [(r["ensemble_auc"], float(np.mean(baseline[(dataset, protocol, r["class"])])))
+                      for r in part if baseline.get((dataset, protocol, r["class"]))]
+            if args.baseline is not None and len(paired) == len(part):
+                ours, theirs = np.array(paired).T
+                wins = int((ours > theirs).sum())
+                p = float(wilcoxon(ours, theirs).pvalue) if len(part) >= 5 else None
+                summary[f"{dataset} {protocol}"]["baseline"] = {
+                    "store": args.baseline[0], "model": args.baseline[1], "mean": float(theirs.mean()),
+                    "ensemble_wins": wins, "wilcoxon_p": p}
+                print(f"  against {args.baseline[1]} {100 * theirs.mean():.2f}: ensemble "
+                      f"{100 * (ours.mean() - theirs.mean()):+.2f}, better on {wins} of {len(part)} "
+                      f"classes" + ("" if p is None else f", paired Wilcoxon p {p:.2g}"))
     command = (f"python benchmarks/seed_ensemble.py {args.directory} --model {args.model} "
-               f"--score {args.score} --out {args.out}")
+               f"--score {args.score} --out {args.out}"
+               + ("" if args.baseline is None else f" --baseline {' '.join(args.baseline)}"))
     atomic_write_text(args.out, json.dumps({"command": command, "summary": summary, "rows": rows}, indent=1))
 
 
