@@ -36,6 +36,8 @@ from dcvae.training import TrainingDivergedError
 #: Run-level settings that are not detector arguments. ``eval_size``: the test images a
 #: ``factors`` run measures (a seeded subsample, the same for every run; default all).
 RUN_SETTINGS = ("train_size", "eval_size")
+#: The record fields of a ``factors`` run alone, absent from the others.
+FACTORS_FIELDS = ("disentanglement", "condition_factor", "steps")
 #: The test images a ``factors`` run measures are drawn with this seed, whatever the run's seed,
 #: so that every model and seed is measured on the same images.
 EVAL_SUBSAMPLE_SEED = 0
@@ -145,7 +147,7 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["class"] = out.pop("target_class")
-        for name in ("disentanglement", "condition_factor", "steps"):  # a factors run's own fields
+        for name in FACTORS_FIELDS:
             if out[name] is None:
                 del out[name]
         if self.status == "ok":
