@@ -7,7 +7,9 @@ when the original file is absent). The codes are posterior means of a second, di
 The conditional models (CVAE, dCVAE, dCVAE-prior) are given the shape, a known factor, as their
 condition, in training and when encoding; so the metrics are computed over the remaining four
 factors (scale, orientation, posX, posY) for every model ("remaining"), and also within each shape
-and averaged ("per shape"). The unconditional models are also measured over all five ("all").
+and averaged ("per_class"). The unconditional models are also measured over all five ("all").
+Which codes and which factors is the library's rule, ``dcvae.disentanglement.measure`` (a grid
+file's ``protocol = "factors"`` measures the same way on a dataset's own train/test split).
 
     python benchmarks/disentanglement.py --train 20000 --eval 5000 --epochs 5 --seeds 0 1 2 \\
         --workers 2 --out benchmarks/results/disentanglement.json
@@ -28,18 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from dcvae.disentanglement.measure import MEASUREMENT_SETS, METRICS
+
 MODELS = ("vae", "beta-vae", "cvae", "factorvae", "rfvae", "beta-tcvae", "dcvae", "dcvae-prior")
-METRICS = ("mig", "factorvae", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap")
 SHAPE = 0  # the factor that is the condition of the conditional models
-
-
-def _metrics(codes: np.ndarray, factors: np.ndarray, seed: int) -> dict[str, float]:
-    from dcvae.disentanglement import dci, factorvae_score, mig, sap
-
-    d = dci(codes, factors, seed=seed)
-    return {"mig": mig(codes, factors), "factorvae": factorvae_score(codes, factors, seed=seed),
-            "dci_disentanglement": d["disentanglement"], "dci_completeness": d["completeness"],
-            "dci_informativeness": d["informativeness"], "sap": sap(codes, factors)}
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -47,62 +41,46 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from dcvae.data.conditions import condition_indices
-    from dcvae.data.dsprites import generate
+    from dcvae.data.dsprites import CLASS_NAMES, generate
     from dcvae.detector import AnomalyDetector
-    from dcvae.scoring import explain
+    from dcvae.disentanglement.measure import measure_disentanglement, posterior_codes
 
     model, seed = job["model"], job["seed"]
     pool = generate(subsample=job["train"] + job["eval"], seed=job["data_seed"])
     order = np.random.default_rng(job["data_seed"]).permutation(len(pool))  # the pool comes in grid order
     train, test = np.sort(order[:job["train"]]), np.sort(order[job["train"]:])
     factors = pool.factors
-    shapes = np.asarray(pool.class_names, dtype=object)[factors[:, SHAPE]]
+    shapes = np.asarray(CLASS_NAMES, dtype=object)[factors[:, SHAPE]]
     det = AnomalyDetector(model, latent_dim=job["latent_dim"], epochs=job["epochs"],
                           batch_size=job["batch_size"], seed=seed, patience=0, progress=False)
     conditional = det.check_settings().model_class.conditional
     start = time.perf_counter()
     det.fit(pool.images(train), c=shapes[train] if conditional else None, training_scores=False)
     seconds = time.perf_counter() - start
-    # the model's own index of each shape's name (its conditions are ordered by the library's rule)
-    names = det.model_.config.condition_names
-    cond = condition_indices(shapes[test], len(test), names) if conditional else None
-    codes = explain(det.model_, pool.images(test), cond).mu.astype(np.float64)
-    rest = [i for i in range(factors.shape[1]) if i != SHAPE]
+    images = pool.images(test)
+    codes = posterior_codes(det.model_, images, shapes[test] if conditional else None)
     out: dict[str, Any] = {"model": model, "seed": seed, "train_seconds": round(seconds, 1),
                            "steps": job["epochs"] * math.ceil(job["train"] * 0.9 / job["batch_size"]),
                            "final_kl": det.history_.epochs[-1]["validation"].get("kl"),
                            "active_dims": int((codes.std(axis=0) > 0.05).sum())}
-    out["remaining"] = _metrics(codes, factors[test][:, rest], seed)
-    shape_of = factors[test, SHAPE]
-    per_shape = [_metrics(codes[shape_of == s], factors[test][shape_of == s][:, rest], seed)
-                 for s in range(3)]
-    out["per_shape"] = {m: float(np.mean([p[m] for p in per_shape])) for m in METRICS}
-    if not conditional:
-        out["all"] = _metrics(codes, factors[test], seed)
+    out.update(measure_disentanglement(det, images, factors[test], condition_factor=SHAPE,
+                                       condition_names=CLASS_NAMES, seed=seed))
     if job["figures"] is not None and seed == job["figure_seed"]:
-        out["figures"] = _figures(det, pool.images(test[:1])[0], Path(job["figures"]))
+        out["figures"] = _figures(det, images[0], Path(job["figures"]))
     return out
 
 
 def _figures(det: Any, seed_image: np.ndarray, folder: Path) -> list[str]:
-    """64 samples and the latent traversals of one test image (per shape for the conditional
-    models) as PNGs; returns their paths."""
+    """The library's generation pictures (64 samples, the traversals of one test image: per shape
+    for the conditional models) as PNGs; returns their paths."""
     from PIL import Image
 
-    from dcvae.models.generation import image_grid, traverse
+    from dcvae.models.generation import generation_grids, image_grid
 
     folder.mkdir(parents=True, exist_ok=True)
-    model = det.model_
     written = []
-    samples = det.sample(64, seed=0).reshape(8, 8, *model.config.input_shape)
-    conditions = list(model.config.condition_names) if model.conditional else [None]
-    grids = {"samples": samples}
-    for name in conditions:
-        index = None if name is None else conditions.index(name)
-        grids["traversal" + ("" if name is None else f"-{name}")] = traverse(model, seed_image, index)
-    for what, grid in grids.items():
-        path = folder / f"{model.name}-{what}.png"
+    for what, grid in generation_grids(det.model_, seed_image).items():
+        path = folder / f"{det.model_.name}-{what}.png"
         Image.fromarray(image_grid(grid)[..., 0]).save(path)
         written.append(str(path))
     return written
@@ -151,7 +129,7 @@ def main() -> None:
               "wall_seconds": round(time.perf_counter() - start), "machine": platform.processor() or
               platform.machine(), "results": results}
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    for part in ("remaining", "per_shape", "all"):
+    for part in MEASUREMENT_SETS:
         print("\n".join(table(results, part)) + "\n")
 
 

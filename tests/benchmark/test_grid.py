@@ -112,3 +112,39 @@ def test_each_model_records_the_scores_it_offers_or_its_own():
                       "dcvae-prior": ("recon+latent", "recon")}  # its section's
     assert config.chosen_on == ("digits",)
     assert all("scores" not in spec.settings for spec in config.runs)
+
+
+# ----------------------------------------------------------------------------- protocol "factors"
+
+def _factors_block(**block) -> dict:
+    return {"grid": [{"datasets": ["dsprites"], "protocol": "factors", "models": ["vae", "dcvae"],
+                      "seeds": [0, 1], "settings": {"train_size": 500, "eval_size": 300}, **block}]}
+
+
+def test_a_factors_block_is_one_run_per_model_and_seed_holding_no_class_out():
+    def no_loading(name: str) -> int:
+        raise AssertionError(f"a factors block has no classes to count, yet {name} was loaded")
+
+    config = parse_config(_factors_block(), class_count=no_loading)
+    assert sorted((r.model, r.seed) for r in config.runs) == [("dcvae", 0), ("dcvae", 1), ("vae", 0),
+                                                               ("vae", 1)]
+    assert {(r.protocol, r.target_class, r.dataset) for r in config.runs} == {("factors", -1, "dsprites")}
+    assert all(r.settings == {"train_size": 500, "eval_size": 300} for r in config.runs)
+    assert len({r.key for r in config.runs}) == 4
+    assert "class" not in config.runs[0].label  # "vae dsprites factors seed 0"
+
+
+@pytest.mark.parametrize(("raw", "named"), [
+    # a dataset without factors is named, with the ones that have them
+    (_factors_block(datasets=["digits"]), "dataset 'digits' has none; datasets with factors: ['dsprites']"),
+    (_factors_block(models=["vae", "knn"]), "['knn'] have none"),
+    (_factors_block(classes=[0]), "drop `classes`"),
+    (_factors_block(settings={"eval_size": 1}), "eval_size must be an integer of at least 2"),
+    # eval_size only means something to the factors protocol
+    ({"grid": [{"datasets": ["digits"], "models": ["vae"], "seeds": [0], "classes": [0],
+                "settings": {"eval_size": 100}}]}, "eval_size is a setting of the 'factors' protocol"),
+])
+def test_factors_blocks_are_refused_naming_the_problem(raw, named):
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, class_count=ten)
+    assert named in str(err.value)

@@ -315,3 +315,48 @@ def test_reuse_trains_again_when_the_source_lacks_a_file_this_grid_saves(tmp_pat
     with pytest.raises(FileNotFoundError, match="results.jsonl"):
         run_benchmark(with_scores, tmp_path / "g", progress=False, reuse=[tmp_path / "nowhere"])
 
+
+
+FACTORS_GRID = """
+name = "factors"
+save_models = "all"
+[defaults]
+epochs = 1
+latent_dim = 4
+hidden_dims = [64, 32]
+batch_size = 100
+[[grid]]
+datasets = ["dsprites"]
+protocol = "factors"
+seeds = [0]
+models = ["vae", "cvae"]
+settings = { train_size = 600, eval_size = 300 }
+"""
+
+
+def test_a_factors_grid_records_the_metrics_resumably(tmp_path: Path):
+    from dcvae.benchmark.runner import cached_dataset
+    from dcvae.detector import AnomalyDetector
+    from dcvae.disentanglement.measure import measure_disentanglement
+    from dcvae.evaluation.run import evaluation_rows
+
+    grid = tmp_path / "factors.toml"
+    grid.write_text(FACTORS_GRID)
+    out = tmp_path / "out"
+    assert run_benchmark(grid, out, threads=1, progress=False)["ran"] == 2
+    data = cached_dataset("dsprites", None)
+    rows = evaluation_rows(len(data.test), 300)
+    for r in _by_key(out).values():
+        assert r["status"] == "ok" and r["protocol"] == "factors" and r["n_test"] == 300
+        assert r["n_train"] + r["n_validation"] == 600 and r["steps"] == 6  # 540 images, batch 100
+        values = [v for measured in r["disentanglement"].values() for v in measured.values()]
+        assert values and all(0.0 <= v <= 1.0 for v in values)
+        assert ("all" in r["disentanglement"]) == (r["model"] == "vae")
+        assert "class-" not in r["model_dir"]
+        # the saved model, measured again by the library function, gives the record
+        detector = AnomalyDetector.load(out / r["model_dir"])
+        assert measure_disentanglement(detector, data.test.x[rows], data.factors.test[rows],
+                                       condition_factor=0, condition_names=data.class_names,
+                                       seed=r["seed"]) == r["disentanglement"]
+    assert run_benchmark(grid, out, threads=1, progress=False) == {"total": 2, "skipped": 2, "reused": 0,
+                                                                   "ran": 0}

@@ -163,6 +163,7 @@ def test_list_names_every_model_dataset_protocol_and_score():
                         ("score", SCORES)):
         for name in names:
             assert (kind, name) in words
+    assert ("protocol", "factors") in words  # the grids' disentanglement protocol
 
 
 def test_unknown_dataset_is_a_usage_error():

@@ -9,8 +9,11 @@ import pytest
 
 import dcvae.scoring.scores as scores_module
 from dcvae.data import load_dataset
+from dcvae.data.datasets import DSpritesDataset
 from dcvae.detector import AnomalyDetector
-from dcvae.evaluation.run import RunRecord, RunSpec, run_protocol
+from dcvae.disentanglement.measure import METRICS, measure_disentanglement
+from dcvae.evaluation.protocols import factors_split
+from dcvae.evaluation.run import FACTORS_FIELDS, RunRecord, RunSpec, evaluation_rows, run_protocol
 
 RESULTS = Path(__file__).parents[2] / "benchmarks" / "results"
 QUICK = {"epochs": 1, "hidden_dims": [32, 16], "latent_dim": 2, "train_size": 300}
@@ -112,7 +115,8 @@ def test_a_record_has_the_fields_of_the_committed_stores(digits):
     # the headline score keeps its ROC curve, every other score its figures only
     assert set(record["metrics"]["recon"]) == set(committed["metrics"][committed["scores"][0]])
     assert set(record["metrics"]["kl"]) == set(committed["metrics"][committed["scores"][1]])
-    assert RunRecord.__dataclass_fields__.keys() - {"target_class", "error"} <= set(record)
+    assert RunRecord.__dataclass_fields__.keys() - {"target_class", "error", *FACTORS_FIELDS} <= set(record)
+    assert not set(FACTORS_FIELDS) & set(record)  # a detection record is as it was
 
 
 @pytest.mark.slow
@@ -130,3 +134,41 @@ def test_a_committed_record_is_reproduced_from_scratch(tmp_path):
     again = run_protocol(RunSpec.from_dict(record), data).record.to_dict()
     for score, metrics in record["metrics"].items():
         assert again["metrics"][score]["auc"] == pytest.approx(metrics["auc"], abs=1e-6), score
+
+
+# ----------------------------------------------------------------------------- protocol "factors"
+
+@pytest.fixture(scope="module")
+def sprites():
+    return DSpritesDataset(subsample=1500).load()  # 1,200 train / 300 test, generated
+
+
+@pytest.mark.parametrize("model", ["vae", "cvae"])
+def test_a_factors_run_records_what_the_library_function_measures(sprites, model):
+    settings = {"epochs": 1, "hidden_dims": [64, 32], "latent_dim": 4, "batch_size": 100, "eval_size": 240}
+    result = run_protocol(RunSpec(model, "dsprites", "factors", -1, 3, settings, ("recon",)), sprites)
+    record = result.record.to_dict()
+    rows = evaluation_rows(len(sprites.test), 240)
+    assert len(rows) == len(set(rows)) == 240
+    # the record is the library function on the same model, images, factors and seed
+    direct = measure_disentanglement(result.detector, sprites.test.x[rows], sprites.factors.test[rows],
+                                     condition_factor=0, condition_names=sprites.class_names, seed=3)
+    assert record["disentanglement"] == direct
+    told_the_shape = model == "cvae"
+    assert set(direct) == {"remaining", "per_class"} | (set() if told_the_shape else {"all"})
+    for measured in direct.values():
+        assert set(measured) == set(METRICS) and all(0.0 <= v <= 1.0 for v in measured.values())
+    # every class trained, with c = the shape; nothing held out, nothing detected
+    assert (record["class"], record["class_name"], record["n_anomalies"]) == (-1, "all", 0)
+    assert record["condition_factor"] == "shape" and record["n_test"] == 240
+    assert record["n_train"] + record["n_validation"] == len(sprites.train)
+    assert record["steps"] == record["epochs_run"] * -(-record["n_train"] // 100)
+    assert record["metrics"] == {} and record["auc"] is None
+
+
+def test_the_factors_protocol_needs_a_dataset_with_factors(digits, sprites):
+    with pytest.raises(ValueError, match="digits has no known factors"):
+        factors_split(digits)
+    split = factors_split(sprites, seed=0, train_size=600)
+    assert len(split.train) + len(split.validation) == 600
+    assert split.condition_names == ("square", "ellipse", "heart") and not split.test_labels.any()

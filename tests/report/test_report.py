@@ -501,3 +501,82 @@ def test_a_setting_some_runs_left_at_its_default_says_default_not_null():
     common, per_label = _settings_summary(ctx)
     assert common == {"epochs": 1}
     assert per_label == {"VAE": {"train_size": "1500 / default"}}
+
+
+# ----------------------------------------------------------------------------- disentanglement
+
+GRID_FACTORS = """
+name = "tiny-factors"
+save_models = "first-seed"
+
+[defaults]
+epochs = 1
+batch_size = 100
+latent_dim = 4
+hidden_dims = [64, 32]
+
+[[grid]]
+datasets = ["dsprites"]
+protocol = "factors"
+seeds = [0, 1]
+models = ["vae", "cvae"]
+settings = { train_size = 600, eval_size = 300 }
+"""
+
+
+@pytest.fixture(scope="module")
+def results_factors(tmp_path_factory):
+    out = _benchmark(tmp_path_factory.mktemp("report") / "factors", GRID_FACTORS)
+    return out, write_report(out)
+
+
+def test_the_disentanglement_tables_are_means_and_stds_over_seeds(results_factors):
+    out, paths = results_factors
+    markdown = paths["markdown"].read_text()
+    records = ResultStore(out).records()
+    for part, heading in (("remaining", "### dSprites (condition factor: shape)"),
+                          ("per_class", "*dSprites, remaining factors")):
+        table = {row["Model"]: row for row in _table_after(markdown, heading)}
+        assert set(table) == {"VAE", "CVAE"}
+        for model, label in (("vae", "VAE"), ("cvae", "CVAE")):
+            mig = [r["disentanglement"][part]["mig"] for r in records if r["model"] == model]
+            assert len(mig) == 2 and table[label]["seeds"] == "2"
+            assert table[label]["MIG"] == f"{np.mean(mig):.3f} ± {np.std(mig):.3f}"  # by hand, ddof 0
+    # all five factors: the unconditional model only
+    every_factor = _table_after(markdown, "*dSprites, the remaining factors within")
+    assert [row["Model"] for row in every_factor] == ["VAE"]
+    budget = {row["Model"]: row for row in _table_after(markdown, "*dSprites, all factors")}
+    assert budget["VAE"]["steps"] == "6" and budget["VAE"]["test images measured"] == "300"
+    # a store of factors runs alone reports no detection
+    assert "Table I" not in markdown and "How to read these numbers" not in markdown
+    assert "4 records (4 finished, 0 diverged)" in markdown
+
+
+def test_the_first_seeds_samples_and_traversals_are_drawn_and_linked(results_factors):
+    out, paths = results_factors
+    markdown = paths["markdown"].read_text()
+    names = {"vae-samples", "vae-traversal", "cvae-samples", "cvae-traversal-square",
+             "cvae-traversal-ellipse", "cvae-traversal-heart"}
+    for name in names:
+        path = out / "figures" / f"disentanglement-dsprites-{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"](figures/{path.name})" in markdown
+    assert "VAE, seed 0: 64 samples" in markdown and "seed 1" not in markdown
+    assert markdown.count("data:image/png;base64") == 0
+    assert paths["html"].read_text().count("data:image/png;base64") == len(names)
+
+
+def test_without_saved_models_the_disentanglement_figures_are_kept(results_factors, tmp_path):
+    out = _copy(results_factors[0], tmp_path)
+    shutil.rmtree(out / "models")
+    markdown = write_report(out)["markdown"].read_text()
+    assert "figures/disentanglement-dsprites-cvae-traversal-heart.png" in markdown
+    assert ("(Kept from an earlier report: the saved models of VAE, CVAE are not under `models/` "
+            "here") in markdown
+    assert "| VAE | 2 |" in markdown  # the tables come from the records alone
+
+
+def test_a_store_without_factors_runs_has_no_disentanglement_section(results_2d):
+    markdown = results_2d[1]["markdown"].read_text()
+    assert "Disentanglement" not in markdown and "disentanglement-" not in markdown
+    assert "## Table I, side by side (leave-one-out)" in markdown

@@ -28,6 +28,20 @@ The file (see ``benchmarks/paper.toml``)::
     models = ["vae", "dcvae"]
     settings = { train_size = 2000 }    # optional: this block's own overrides, applied last
 
+A block with ``protocol = "factors"`` measures disentanglement instead of detection, on a dataset
+with known factors (``dsprites``): each VAE trains on every class (the condition of the conditional
+models is the class, dSprites' shape), and its record holds the metrics of ``dcvae.disentanglement``
+per measurement set (``dcvae.evaluation.run.RunRecord.disentanglement``). Such a block takes no
+``classes`` (none is held out), and its ``settings`` may set ``eval_size``, the test images
+measured (a seeded subsample, the same for every run)::
+
+    [[grid]]
+    datasets = ["dsprites"]
+    protocol = "factors"
+    seeds = [0, 1]
+    models = ["vae", "dcvae"]
+    settings = { train_size = 5000, eval_size = 2000 }
+
 Settings merge in that order: ``[defaults]``, then ``[models.NAME]``, then the block's
 ``settings``. Everything is checked when the file is read — unknown keys, models, datasets,
 scores, out-of-range values, classes a dataset does not have — so a typo never costs a run.
@@ -47,9 +61,9 @@ from typing import Any
 from dcvae.config import ConfigError
 from dcvae.data import DATASETS
 from dcvae.detector import AnomalyDetector, default_settings
-from dcvae.evaluation.protocols import PROTOCOLS
+from dcvae.evaluation.protocols import FACTORS, PROTOCOLS
 from dcvae.evaluation.run import RUN_SETTINGS, RunSpec
-from dcvae.models import all_models, model_class
+from dcvae.models import MODELS, all_models, model_class
 from dcvae.scoring import parse_score
 from dcvae.scoring.family import offered_scores
 from dcvae.training.config import MAX_SEED
@@ -148,18 +162,25 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
             raise ConfigError(f"{at}: seeds must be a non-empty list of integers in 0..{MAX_SEED}, "
                               f"got {seeds!r}")
         protocol = block.get("protocol", "leave-one-out")
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"{at}: unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+        if protocol not in PROTOCOLS and protocol != FACTORS:
+            raise ConfigError(f"{at}: unknown protocol {protocol!r}; choose one of "
+                              f"{sorted([*PROTOCOLS, FACTORS])}")
         overrides = _typed(block.get("settings", {}), dict, f"{at}: settings")
         for dataset in datasets:
             if dataset not in DATASETS:
                 raise ConfigError(f"{at}: unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
         for model in models:
             _check_model(model, f"{at}: models")
+        if protocol == FACTORS:
+            _check_factors_block(block, datasets, models, at)
         for dataset in datasets:
-            classes = _classes(block.get("classes", "all"), class_count(dataset), dataset, at)
+            classes = ([-1] if protocol == FACTORS  # no class is held out
+                       else _classes(block.get("classes", "all"), class_count(dataset), dataset, at))
             for model in models:
                 settings = {**defaults, **per_model.get(model, {}), **overrides}
+                if "eval_size" in settings and protocol != FACTORS:
+                    raise ConfigError(f"{at}: eval_size is a setting of the {FACTORS!r} protocol (the "
+                                      f"test images measured); a {protocol} run scores its whole test split")
                 signature = json.dumps([model, settings], sort_keys=True)
                 if signature not in checked:
                     _check_settings(model, settings, at)
@@ -173,6 +194,22 @@ def parse_config(raw: dict[str, Any], *, class_count: Callable[[str], int], text
                                        save_scores=save_scores)
                         runs.setdefault(spec.key, spec)
     return BenchmarkConfig(name, description, scores, save_models, tuple(runs.values()), text, chosen_on)
+
+
+def _check_factors_block(block: dict[str, Any], datasets: list[str], models: list[str], at: str) -> None:
+    """A ``factors`` block: datasets that carry factors, models with latent codes, no classes."""
+    if "classes" in block:
+        raise ConfigError(f"{at}: the {FACTORS!r} protocol holds no class out (every class trains, "
+                          "the class being the condition); drop `classes`")
+    with_factors = sorted(name for name, spec in DATASETS.items() if spec.factor_names)
+    for dataset in datasets:
+        if not DATASETS[dataset].factor_names:
+            raise ConfigError(f"{at}: protocol {FACTORS!r} measures codes against known factors, and "
+                              f"dataset {dataset!r} has none; datasets with factors: {with_factors}")
+    codeless = [model for model in models if model not in MODELS]
+    if codeless:
+        raise ConfigError(f"{at}: protocol {FACTORS!r} measures latent codes, and {codeless} have none "
+                          f"(classical detectors); choose VAEs: {sorted(MODELS)}")
 
 
 def _no_unknown_setting(settings: dict[str, Any], at: str) -> None:
@@ -192,10 +229,10 @@ def _no_unknown_setting(settings: dict[str, Any], at: str) -> None:
 def _check_settings(model: str, settings: dict[str, Any], at: str) -> None:
     """Check the settings as the detector's fit would: unknown keys and out-of-range values."""
     detector_settings = {k: v for k, v in settings.items() if k not in RUN_SETTINGS}
-    train_size = settings.get("train_size")
-    if train_size is not None and (not isinstance(train_size, int) or isinstance(train_size, bool)
-                                   or train_size < 2):
-        raise ConfigError(f"{at}: train_size must be an integer of at least 2, got {train_size!r}")
+    for key in RUN_SETTINGS:
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 2):
+            raise ConfigError(f"{at}: {key} must be an integer of at least 2, got {value!r}")
     for key in ("score", "anomaly_score", "progress", "seed"):
         if key in detector_settings:
             raise ConfigError(f"{at}: {key!r} is set by the grid itself "

@@ -13,7 +13,7 @@ from dcvae.cli.inputs import threads_option
 from dcvae.cli.main import main
 from dcvae.cli.options import tracking_options
 from dcvae.data import DATASETS
-from dcvae.evaluation.protocols import PROTOCOLS
+from dcvae.evaluation.protocols import FACTORS, PROTOCOLS
 from dcvae.models import DEFAULT_MODEL, all_models
 from dcvae.scoring import BASE_SCORES
 from dcvae.tracking import log_record, tracking
@@ -105,6 +105,8 @@ def list_() -> None:
         click.echo(f"dataset   {name}")
     for name in sorted(PROTOCOLS):
         click.echo(f"protocol  {name}")
+    with_factors = ", ".join(sorted(d for d, spec in DATASETS.items() if spec.factor_names))
+    click.echo(f"protocol  {FACTORS:<12} disentanglement of the codes (grid files; datasets {with_factors})")
     for name in BASE_SCORES:
         click.echo(f"score     {name}")
     click.echo("score     typical-NAME (two-sided typicality), A+B (standardised sum)")

@@ -11,7 +11,7 @@ Images are ``(n, C, H, W)`` uint8 (or float32 in [0, 1]), tabular data ``(n, d)`
 labels ``int64 (n,)``.
 """
 
-from .arrays import DatasetSplits, LabelledArray
+from .arrays import DatasetSplits, FactorSplits, LabelledArray
 from .canonical import InputError, canonical_inputs, in_unit_interval
 from .conditions import condition_indices, condition_name, encode_conditions
 from .datasets import DATASETS, load_dataset, stratified_carve
@@ -27,6 +27,7 @@ __all__ = [
     "DataFileError",
     "DatasetNotFoundError",
     "DatasetSplits",
+    "FactorSplits",
     "InputError",
     "LabelledArray",
     "cache_dir",

@@ -1,6 +1,6 @@
-"""Plain containers for labelled arrays and dataset splits.
+"""Plain containers for labelled arrays and dataset splits (and the known factors of a split).
 
-Everything in :mod:`dcvae.data` hands back these two types so that the models, the
+Everything in :mod:`dcvae.data` hands back these types so that the models, the
 training loop and the CLI see one shape convention, the canonical forms of
 :mod:`dcvae.data.canonical`: images ``(n, C, H, W)`` uint8 (or float32 in [0, 1]), tabular data
 ``(n, d)`` float32 (or uint8), and labels/conditions ``int64 (n,)`` with ``-1`` meaning "no
@@ -60,6 +60,37 @@ class LabelledArray:
 
 
 @dataclass(frozen=True, eq=False)
+class FactorSplits:
+    """The known generative factors of a dataset's samples (dSprites' shape, scale, ...): what a
+    disentanglement metric measures codes against.
+
+    Attributes
+    ----------
+    names
+        The factors' names, one per column.
+    train, test
+        ``int64 (n, k)``: each sample's class index of each factor, row for row with the splits.
+    class_factor
+        The column that *is* the dataset's class label (dSprites: shape), so the condition of a
+        conditional model trained on the classes.
+    """
+
+    names: tuple[str, ...]
+    train: np.ndarray
+    test: np.ndarray
+    class_factor: int
+
+    def __post_init__(self) -> None:
+        k = len(self.names)
+        for split_name, f in (("train", self.train), ("test", self.test)):
+            if not isinstance(f, np.ndarray) or f.dtype != np.int64 or f.ndim != 2 or f.shape[1] != k:
+                raise ValueError(f"factors.{split_name} must be int64 (n, {k}), got "
+                                 f"{getattr(f, 'dtype', type(f).__name__)} {getattr(f, 'shape', '')}")
+        if not 0 <= self.class_factor < k:
+            raise ValueError(f"class_factor must be in 0..{k - 1}, got {self.class_factor}")
+
+
+@dataclass(frozen=True, eq=False)
 class DatasetSplits:
     """A named dataset: train and test split plus the human names of its classes.
 
@@ -73,6 +104,9 @@ class DatasetSplits:
         ``class_names[k]`` is the human name of label ``k``.
     notes
         Sentences the caller should announce to the user (carves, downloads, ...).
+    factors
+        The samples' known factors, for a dataset that has them (dSprites); None otherwise.
+        Their ``class_factor`` column equals the labels ``y`` of both splits.
     """
 
     name: str
@@ -80,6 +114,7 @@ class DatasetSplits:
     test: LabelledArray
     class_names: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    factors: FactorSplits | None = None
 
     def __post_init__(self) -> None:
         tr, te = self.train.x, self.test.x
@@ -95,6 +130,12 @@ class DatasetSplits:
                     f"{self.name}: {split_name} label {int(split.y.max())} has no class name "
                     f"({k} class names given)"
                 )
+        if self.factors is not None:
+            for split_name, split, f in (("train", self.train, self.factors.train),
+                                         ("test", self.test, self.factors.test)):
+                if len(f) != len(split) or not np.array_equal(f[:, self.factors.class_factor], split.y):
+                    raise ValueError(f"{self.name}: the {split_name} factors must match the samples row "
+                                     f"for row, their class factor being the labels")
 
     @property
     def is_image(self) -> bool:

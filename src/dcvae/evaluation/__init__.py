@@ -11,7 +11,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "FACTORS": "dcvae.evaluation.protocols",
     "PROTOCOLS": "dcvae.evaluation.protocols",
+    "factors_split": "dcvae.evaluation.protocols",
     "ProtocolSplit": "dcvae.evaluation.protocols",
     "leave_one_out": "dcvae.evaluation.protocols",
     "make_protocol": "dcvae.evaluation.protocols",

@@ -5,6 +5,11 @@
 - ``one-class``: normal = class k only, anomaly = every other class; c is constant, so CVAE ≡ VAE.
 
 Anomalies never reach training or validation: both are cut from the normal training images only.
+
+``factors`` (:data:`FACTORS`, not a detection protocol, so not in :data:`PROTOCOLS`): for a dataset
+with known factors, train on every class with c = the class (the class factor), and measure the
+latent codes of the test split against the factors (``dcvae.disentanglement.measure``); no class
+is held out and nothing is an anomaly.
 """
 
 from __future__ import annotations
@@ -85,6 +90,21 @@ def one_class(data: DatasetSplits, k: int, *, validation_fraction: float = 0.1, 
     normal = data.train.subset(np.flatnonzero(data.train.y == k))
     return _carve(normal, np.zeros(len(normal), dtype=np.int64), (data.class_names[k],),
                   "one-class", k, data.test, data.test.y != k, validation_fraction, seed, train_size)
+
+
+#: The protocol that measures disentanglement instead of detection; its runs hold no class out.
+FACTORS = "factors"
+
+
+def factors_split(data: DatasetSplits, *, validation_fraction: float = 0.1, seed: int = 0,
+                  train_size: int | None = None) -> ProtocolSplit:
+    """Every training image is normal, with c = its class; the test split is measured, not
+    detected (``test_labels`` all 0, ``target_class`` -1). Needs a dataset with known factors."""
+    if data.factors is None:
+        raise ValueError(f"{data.name} has no known factors: the {FACTORS!r} protocol needs a dataset "
+                         "that carries them (dsprites)")
+    return _carve(data.train, data.train.y, tuple(data.class_names), FACTORS, -1, data.test,
+                  np.zeros(len(data.test), dtype=np.int64), validation_fraction, seed, train_size)
 
 
 PROTOCOLS: dict[str, Callable[..., ProtocolSplit]] = {

@@ -1,4 +1,5 @@
-"""One protocol run, end to end: carve → fit on normal data → score the test split → one record.
+"""One protocol run, end to end: carve → fit on normal data → score the test split → one record
+(or, for the ``factors`` protocol, measure the disentanglement of the test split's codes).
 
 ``run_protocol`` is the only run path: ``dcvae evaluate``, ``dcvae demo`` and every benchmark
 grid call it, so every number the project reports comes from the same code and lands in the same
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -20,18 +22,25 @@ from typing import Any, cast
 import numpy as np
 
 from dcvae import __version__
-from dcvae.data import DatasetSplits, LabelledArray
+from dcvae.data import DatasetSplits, FactorSplits, LabelledArray
 from dcvae.detector import AnomalyDetector
+from dcvae.disentanglement.measure import measure_disentanglement
 from dcvae.evaluation.metrics import detection_report, roc_auc, roc_on_grid
-from dcvae.evaluation.protocols import make_protocol
+from dcvae.evaluation.protocols import FACTORS, ProtocolSplit, factors_split, make_protocol
 from dcvae.evaluation.provenance import hardware, source_commit
 from dcvae.io.atomic import atomic_write
 from dcvae.scoring import MARGINAL, calibrate, condition_mode, parse_score
 from dcvae.scoring.family import with_corrected
 from dcvae.training import TrainingDivergedError
 
-#: Run-level settings that are not detector arguments.
-RUN_SETTINGS = ("train_size",)
+#: Run-level settings that are not detector arguments. ``eval_size``: the test images a
+#: ``factors`` run measures (a seeded subsample, the same for every run; default all).
+RUN_SETTINGS = ("train_size", "eval_size")
+#: The record fields of a ``factors`` run alone, absent from the others.
+FACTORS_FIELDS = ("disentanglement", "condition_factor", "steps")
+#: The test images a ``factors`` run measures are drawn with this seed, whatever the run's seed,
+#: so that every model and seed is measured on the same images.
+EVAL_SUBSAMPLE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,8 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.model} {self.dataset} {self.protocol} class {self.target_class} seed {self.seed}"
+        held_out = "" if self.protocol == FACTORS else f" class {self.target_class}"
+        return f"{self.model} {self.dataset} {self.protocol}{held_out} seed {self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.identity(), "save_model": self.save_model, "save_scores": self.save_scores}
@@ -89,6 +99,12 @@ class RunRecord:
     against the anomaly classes' *training* images: what model selection may look at), and, for
     the headline score (the first of ``scores``), ``roc_tpr`` (the ROC at 51 fixed false-positive
     rates); ``auc``, ``average_precision`` and ``f1`` repeat the headline score's.
+
+    A ``factors`` run (class -1, ``class_name`` "all") measures no detection: ``metrics`` is empty,
+    ``disentanglement`` maps each measurement set (``remaining``, ``per_class``, ``all``; see
+    ``dcvae.disentanglement.measure``) to its metrics, ``condition_factor`` names the factor that
+    was the condition, ``n_test`` counts the test images measured and ``steps`` the optimiser steps.
+    The three fields are absent from other records.
     """
 
     key: str
@@ -124,10 +140,16 @@ class RunRecord:
     commit: str | None = None
     hardware: dict[str, Any] = field(default_factory=dict)
     finished_at: str = ""
+    disentanglement: dict[str, dict[str, float]] | None = None
+    condition_factor: str | None = None
+    steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["class"] = out.pop("target_class")
+        for name in FACTORS_FIELDS:
+            if out[name] is None:
+                del out[name]
         if self.status == "ok":
             del out["error"]
         else:  # a diverged run measured nothing after training
@@ -146,22 +168,23 @@ class RunResult:
 
 def run_protocol(spec: RunSpec, data: DatasetSplits, *, out: Path | None = None,
                  progress: bool = False) -> RunResult:
-    """Carve ``spec.protocol`` on ``data``, fit, score every score of ``spec`` on the test split in
-    marginal mode (no test label), and measure. ``out``: the results directory where the saved
-    model and per-sample scores go, when the spec asks for them."""
+    """Carve ``spec.protocol`` on ``data``, fit, and measure: a detection protocol scores every
+    score of ``spec`` on the test split in marginal mode (no test label); the ``factors`` protocol
+    measures the disentanglement of the test split's codes. ``out``: the results directory where
+    the saved model and per-sample scores go, when the spec asks for them."""
     settings = dict(spec.settings)
     detector = spec.detector(progress=progress)
-    split = make_protocol(spec.protocol, data, spec.target_class, seed=spec.seed,
-                          train_size=settings.get("train_size"),
-                          validation_fraction=detector.validation_fraction)
+    carve: dict[str, Any] = {"seed": spec.seed, "train_size": settings.get("train_size"),
+             "validation_fraction": detector.validation_fraction}
+    split = (factors_split(data, **carve) if spec.protocol == FACTORS
+             else make_protocol(spec.protocol, data, spec.target_class, **carve))
     record = RunRecord(
         key=spec.key, model=spec.model, dataset=spec.dataset, protocol=spec.protocol,
         target_class=spec.target_class, seed=spec.seed, settings=spec.settings, scores=list(spec.scores),
-        class_name=data.class_names[spec.target_class], n_train=len(split.train),
-        n_validation=len(split.validation), n_test=len(split.test),
+        class_name="all" if spec.protocol == FACTORS else data.class_names[spec.target_class],
+        n_train=len(split.train), n_validation=len(split.validation), n_test=len(split.test),
         n_anomalies=int(split.test_labels.sum()), notes=list(data.notes), commit=source_commit(),
         hardware=hardware())
-    held_out = validation_anomalies(data, spec)
     start = time.perf_counter()
     try:
         detector.fit(split.train.x, c=split.train.y, condition_names=split.condition_names,
@@ -171,6 +194,28 @@ def run_protocol(spec: RunSpec, data: DatasetSplits, *, out: Path | None = None,
         record.train_seconds, record.finished_at = time.perf_counter() - start, _now()
         return RunResult(record, None)
     record.train_seconds = time.perf_counter() - start
+    history = detector.history_
+    last = history.epochs[-1] if history.epochs else {"train": {}}  # a classical detector: no epochs
+    record.epochs_run, record.best_epoch = len(history.epochs), history.best_epoch
+    record.samples_per_second = len(split.train) * len(history.epochs) / max(record.train_seconds, 1e-9)
+    record.final_terms = {**{f"train_{k}": v for k, v in last["train"].items()},
+                          **{f"validation_{k}": v for k, v in last.get("validation", {}).items()}}
+    if spec.protocol == FACTORS:
+        _measure_factors(record, detector, data, settings.get("eval_size"))
+    else:
+        _measure_detection(record, spec, detector, data, split, out)
+    if out is not None and spec.save_model:
+        path = model_dir_for(out, spec)
+        detector.save(path)
+        record.model_dir = path.relative_to(out).as_posix()
+    record.finished_at = _now()
+    return RunResult(record, detector)
+
+
+def _measure_detection(record: RunRecord, spec: RunSpec, detector: AnomalyDetector, data: DatasetSplits,
+                       split: ProtocolSplit, out: Path | None) -> None:
+    """Every score's metrics on the test split; the per-sample scores saved when the spec asks."""
+    held_out = validation_anomalies(data, spec)
     recipes = [parse_score(name) for name in spec.scores]
     bases = tuple(dict.fromkeys(b for recipe in recipes for b in recipe.bases))
     start = time.perf_counter()
@@ -184,17 +229,7 @@ def run_protocol(spec: RunSpec, data: DatasetSplits, *, out: Path | None = None,
     headline = record.metrics[spec.scores[0]]
     record.auc, record.average_precision, record.f1 = (headline.get(k) for k in
                                                        ("auc", "average_precision", "f1"))
-    history = detector.history_
-    last = history.epochs[-1] if history.epochs else {"train": {}}  # a classical detector: no epochs
-    record.epochs_run, record.best_epoch = len(history.epochs), history.best_epoch
-    record.samples_per_second = len(split.train) * len(history.epochs) / max(record.train_seconds, 1e-9)
-    record.final_terms = {**{f"train_{k}": v for k, v in last["train"].items()},
-                          **{f"validation_{k}": v for k, v in last.get("validation", {}).items()}}
     record.condition_mode = condition_mode(detector.model_, None)
-    if out is not None and spec.save_model:
-        path = model_dir_for(out, spec)
-        detector.save(path)
-        record.model_dir = path.relative_to(out).as_posix()
     if out is not None and spec.save_scores:  # per-sample scores, for studies of new scores
         raw = {"test_labels": split.test_labels, "test_classes": split.test.y}
         for base in bases:
@@ -205,8 +240,30 @@ def run_protocol(spec: RunSpec, data: DatasetSplits, *, out: Path | None = None,
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: _savez(tmp, raw))
         record.scores_file = path.relative_to(out).as_posix()
-    record.finished_at = _now()
-    return RunResult(record, detector)
+
+
+def _measure_factors(record: RunRecord, detector: AnomalyDetector, data: DatasetSplits,
+                     eval_size: int | None) -> None:
+    """The disentanglement of the codes of the test split (or of its seeded ``eval_size``
+    subsample) against its factors, the class factor being the condition."""
+    factors = cast("FactorSplits", data.factors)  # factors_split has refused a dataset without
+    rows = evaluation_rows(len(data.test), eval_size)
+    start = time.perf_counter()
+    record.disentanglement = measure_disentanglement(
+        detector, data.test.x[rows], factors.test[rows], condition_factor=factors.class_factor,
+        condition_names=data.class_names, seed=record.seed)
+    record.score_seconds = time.perf_counter() - start
+    record.condition_factor = factors.names[factors.class_factor]
+    record.n_test = len(rows)
+    record.steps = (record.epochs_run or 0) * math.ceil(record.n_train / detector.batch_size)
+
+
+def evaluation_rows(n_test: int, eval_size: int | None) -> np.ndarray:
+    """The test rows a ``factors`` run measures: all, or ``eval_size`` of them drawn with
+    :data:`EVAL_SUBSAMPLE_SEED` (the same images for every model and seed), in order."""
+    if eval_size is None or eval_size >= n_test:
+        return np.arange(n_test)
+    return np.sort(np.random.default_rng(EVAL_SUBSAMPLE_SEED).choice(n_test, eval_size, replace=False))
 
 
 def _measure(recipe: Any, test: dict[str, np.ndarray], normal: dict[str, np.ndarray],
@@ -241,8 +298,10 @@ def validation_anomalies(data: DatasetSplits, spec: RunSpec, limit: int = 2000) 
 
 def model_dir_for(out: Path, spec: RunSpec) -> Path:
     # the key ends the path: one model with two settings in a grid must not share a folder
-    return (out / "models" / spec.dataset / spec.protocol / spec.model
-            / f"class-{spec.target_class}" / f"seed-{spec.seed}-{spec.key[:8]}")
+    run = out / "models" / spec.dataset / spec.protocol / spec.model
+    if spec.protocol != FACTORS:  # a factors run holds no class out
+        run = run / f"class-{spec.target_class}"
+    return run / f"seed-{spec.seed}-{spec.key[:8]}"
 
 
 def scores_file_for(out: Path, spec: RunSpec) -> Path:

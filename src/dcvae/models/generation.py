@@ -115,3 +115,21 @@ def image_grid(images: np.ndarray, *, gap: int = 1) -> np.ndarray:
             top, left = i * (h + gap), j * (w + gap)
             out[top:top + h, left:left + w] = pixels[i, j].transpose(1, 2, 0)
     return out
+
+
+def generation_grids(model: VAE, seed_image: np.ndarray, *, n: int = 64, seed: int = 0
+                     ) -> dict[str, np.ndarray]:
+    """The pictures that show what a model generates: ``"samples"``, ``n`` (a square number)
+    seeded samples ``(rows, cols, *input_shape)`` with conditions drawn uniformly, and the latent
+    traversals of ``seed_image`` (:func:`traverse`): ``"traversal"`` for an unconditional model,
+    ``"traversal-NAME"`` given each condition of a conditional one. Tile each with
+    :func:`image_grid`."""
+    side = int(round(n ** 0.5))
+    if side * side != n:
+        raise ValueError(f"n must be a square number of samples, got {n}")
+    grids = {"samples": sample(model, n, seed=seed).reshape(side, side, *model.config.input_shape)}
+    if not model.conditional:
+        grids["traversal"] = traverse(model, seed_image)
+    for index, name in enumerate(model.config.condition_names if model.conditional else ()):
+        grids[f"traversal-{name}"] = traverse(model, seed_image, index)
+    return grids

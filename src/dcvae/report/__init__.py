@@ -5,7 +5,8 @@
 - ``DIR/report.md``: tables in Markdown, figures linked from ``DIR/figures``;
 - ``DIR/report.html``: the same document, self-contained (every figure a base64 PNG data URI);
 - ``DIR/figures/*.png``: per-class AUC, mean ROC curves, and, from the saved detectors, the
-  paper's Figures 1–2 (reconstructions with E and A), 3 (latent space) and 4–5 (2-D manifold).
+  paper's Figures 1–2 (reconstructions with E and A), 3 (latent space) and 4–5 (2-D manifold);
+  for the runs of the ``factors`` protocol, a disentanglement table and samples and traversals.
 
 Every number comes from the records; every statement about where our results fall short of the
 paper's is generated from them, not written by hand. Figures that need saved models or dataset
@@ -24,6 +25,7 @@ from pathlib import Path
 from dcvae.data import load_dataset  # noqa: E402  (after the sections: it is patched, not used by them)
 from dcvae.report.context import _Context, row_labels
 from dcvae.report.curves import per_class_section, roc_section
+from dcvae.report.disentanglement import disentanglement_section
 from dcvae.report.document import Block, render_html, render_markdown
 from dcvae.report.figure_runs import FigureRun, pick_figure_runs, pick_reconstruction_runs
 from dcvae.report.header import header_section
@@ -55,19 +57,21 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
     ctx = _Context.open(Path(directory), data_dir=data_dir, max_samples=max_figure_samples,
                         load=load_dataset)
     _drop_superseded(ctx)
+    detection = ctx.detection  # a store of factors runs alone has no detection to report
     blocks: list[Block] = [
         *header_section(ctx, command),
-        *table_one_section(ctx),
-        *paired_section(ctx),
-        *score_choice_section(ctx),
-        *one_class_section(ctx),
+        *(table_one_section(ctx) if detection else []),
+        *(paired_section(ctx) if detection else []),
+        *(score_choice_section(ctx) if detection else []),
+        *(one_class_section(ctx) if detection else []),
         *runs_section(ctx),
-        *per_class_section(ctx),
-        *roc_section(ctx),
-        *reconstruction_section(ctx),
-        *latent_section(ctx),
-        *manifold_section(ctx),
-        *honesty_section(ctx),
+        *disentanglement_section(ctx),
+        *(per_class_section(ctx) if detection else []),
+        *(roc_section(ctx) if detection else []),
+        *(reconstruction_section(ctx) if detection else []),
+        *(latent_section(ctx) if detection else []),
+        *(manifold_section(ctx) if detection else []),
+        *(honesty_section(ctx) if detection else []),
     ]
     ctx.finish()
     paths = {"markdown": ctx.directory / "report.md", "html": ctx.directory / "report.html",

@@ -24,6 +24,7 @@ from dcvae.benchmark.runner import CONFIG_COPY
 from dcvae.benchmark.store import RESULTS_FILE, ResultStore
 from dcvae.data import DATASETS, DataFileError, DatasetNotFoundError, DatasetSplits, load_dataset
 from dcvae.detector import AnomalyDetector, default_settings
+from dcvae.evaluation.protocols import FACTORS
 from dcvae.io.model_dir import ModelFileError
 from dcvae.models import VAE
 from dcvae.report.document import Image
@@ -42,7 +43,7 @@ MODEL_NAMES = {"dcvae-prior": "dCVAE-prior", "dcvae": "dCVAE", "vae": "VAE", "cv
                "knn": "kNN", "pca": "PCA", "pca-gauss": "PCA-Gauss", "iforest": "IForest", "ecod": "ECOD"}
 DATASET_ORDER = ("mnist", "fmnist", "emnist-byclass", "kmnist")
 DATASET_NAMES = {"mnist": "MNIST", "fmnist": "FMNIST", "emnist-byclass": "EMNIST ByClass",
-                 "kmnist": "KMNIST"}
+                 "kmnist": "KMNIST", "dsprites": "dSprites"}
 LEAVE_ONE_OUT = "leave-one-out"
 
 FIGURES_DIR = "figures"
@@ -149,7 +150,18 @@ class _Context:
 
     @property
     def ok(self) -> list[dict[str, Any]]:
-        return [r for r in self.records if r.get("status") == "ok"]
+        """The finished detection runs (a ``factors`` run detects nothing: see ``factor_runs``)."""
+        return [r for r in self.records if r.get("status") == "ok" and r["protocol"] != FACTORS]
+
+    @property
+    def factor_runs(self) -> list[dict[str, Any]]:
+        """The finished runs of the ``factors`` protocol, the disentanglement section's."""
+        return [r for r in self.records if r.get("status") == "ok" and r["protocol"] == FACTORS]
+
+    @property
+    def detection(self) -> bool:
+        """Whether the store holds detection runs, so the detection sections have anything to say."""
+        return any(r["protocol"] != FACTORS for r in self.records)
 
     def headline(self) -> str:
         names = sorted({r["scores"][0] for r in self.records if r.get("scores")})

@@ -11,6 +11,7 @@ import numpy as np
 
 from dcvae.data import DatasetSplits
 from dcvae.detector import AnomalyDetector
+from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.models import MODELS
 from dcvae.report.context import (
     LEAVE_ONE_OUT,
@@ -87,7 +88,8 @@ def _saved(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     two settings for one model × class × seed overwrites it), the last to finish saved it."""
     latest: dict[str, dict[str, Any]] = {}
     for r in records:  # the figures show VAEs: a classical detector has no latent space or decoder
-        if r.get("status") == "ok" and r.get("model_dir") and r.get("model") in MODELS:
+        if (r.get("status") == "ok" and r.get("model_dir") and r.get("model") in MODELS
+                and r["protocol"] in PROTOCOLS):  # a factors run has its own figures
             old = latest.get(r["model_dir"])
             if old is None or str(r.get("finished_at", "")) >= str(old.get("finished_at", "")):
                 latest[r["model_dir"]] = r

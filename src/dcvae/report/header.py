@@ -23,9 +23,10 @@ def header_section(ctx: _Context, command: str | None) -> list[Block]:
     if ctx.max_samples != 2000:
         report_command += f" --max-samples {ctx.max_samples}"
     versions = sorted({str(r.get("library_version", "?")) for r in ctx.records})
+    finished = len(ctx.ok) + len(ctx.factor_runs)
     items = [
         f"Results: `{ctx.directory / RESULTS_FILE}`, {len(ctx.records)} records "
-        f"({len(ctx.ok)} finished, {len(ctx.records) - len(ctx.ok)} diverged).",
+        f"({finished} finished, {len(ctx.records) - finished} diverged).",
         f"Report made from commit `{source_commit() or 'unknown'}` with `{report_command}`.",
         f"Benchmark command: `{benchmark_command}`." if benchmark_command else
         f"Benchmark command: not recorded (the grid is `{ctx.directory / CONFIG_COPY}`: "
