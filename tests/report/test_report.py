@@ -318,6 +318,12 @@ def test_cli_report(results_2d, tmp_path):
     assert result.exit_code == 0, result.output
     assert "report.md" in result.output and "8 figures" in result.output
     assert BENCHMARK_COMMAND in (copy / "report.md").read_text()
+    lines = [line for line in result.stderr.splitlines() if line.startswith("report [")]
+    total = len(lines)  # one progress line per section, in order, each saying how far it is
+    assert total >= 10 and lines[0].startswith(f"report [1/{total}] header")
+    assert lines[-1].startswith(f"report [{total}/{total}] honesty")
+    quiet = CliRunner().invoke(main, ["report", str(copy), "--quiet"])
+    assert quiet.exit_code == 0 and "report [" not in quiet.stderr
     empty = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
     assert empty.exit_code == 1
     assert empty.output.startswith("Error: ") and "nowhere" in empty.output

@@ -18,6 +18,7 @@ removed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 # looked up here by write_report, so that patching ``dcvae.report.load_dataset`` (as the tests
@@ -40,7 +41,8 @@ from dcvae.report.tables import one_class_section, score_choice_section, table_o
 # ============================================================================ the entry point
 
 def write_report(directory: str | Path, *, command: str | None = None, max_figure_samples: int = 2000,
-                 data_dir: str | Path | None = None) -> dict[str, Path]:
+                 data_dir: str | Path | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into a benchmark results directory.
 
     command: the ``dcvae benchmark`` command that produced the directory, shown in the header
@@ -48,6 +50,7 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
     max_figure_samples: test samples (a seeded subsample) behind the latent-space figure and the
         choice of the manifold's two dimensions.
     data_dir: where dataset files are looked for first (the figures need the test images).
+    progress: called before each section with its name, its index and the number of sections.
 
     Returns the paths under the keys ``markdown``, ``html`` and ``figures``.
     Raises FileNotFoundError (no directory or no results.jsonl) or ValueError (no records).
@@ -58,21 +61,27 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
                         load=load_dataset)
     _drop_superseded(ctx)
     detection = ctx.detection  # a store of factors runs alone has no detection to report
-    blocks: list[Block] = [
-        *header_section(ctx, command),
-        *(table_one_section(ctx) if detection else []),
-        *(paired_section(ctx) if detection else []),
-        *(score_choice_section(ctx) if detection else []),
-        *(one_class_section(ctx) if detection else []),
-        *runs_section(ctx),
-        *disentanglement_section(ctx),
-        *(per_class_section(ctx) if detection else []),
-        *(roc_section(ctx) if detection else []),
-        *(reconstruction_section(ctx) if detection else []),
-        *(latent_section(ctx) if detection else []),
-        *(manifold_section(ctx) if detection else []),
-        *(honesty_section(ctx) if detection else []),
+    sections: list[tuple[str, Callable[[], list[Block]], bool]] = [  # name, builder, detection only
+        ("header", lambda: header_section(ctx, command), False),
+        ("Table I", lambda: table_one_section(ctx), True),
+        ("paired comparisons", lambda: paired_section(ctx), True),
+        ("score choice", lambda: score_choice_section(ctx), True),
+        ("one-class", lambda: one_class_section(ctx), True),
+        ("runs", lambda: runs_section(ctx), False),
+        ("disentanglement", lambda: disentanglement_section(ctx), False),
+        ("per class", lambda: per_class_section(ctx), True),
+        ("ROC curves", lambda: roc_section(ctx), True),
+        ("reconstructions", lambda: reconstruction_section(ctx), True),
+        ("latent spaces", lambda: latent_section(ctx), True),
+        ("manifolds", lambda: manifold_section(ctx), True),
+        ("honesty", lambda: honesty_section(ctx), True),
     ]
+    blocks: list[Block] = []
+    chosen = [(name, build) for name, build, needs_detection in sections if detection or not needs_detection]
+    for i, (name, build) in enumerate(chosen):
+        if progress is not None:
+            progress(name, i, len(chosen))
+        blocks += build()
     ctx.finish()
     paths = {"markdown": ctx.directory / "report.md", "html": ctx.directory / "report.html",
              "figures": ctx.figures}
