@@ -39,6 +39,8 @@ disentanglement_lib), so rescaling is free as long as no dimension crosses it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -272,7 +274,9 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, seed: int = 0,
     accuracy = []
     for k in range(factors.shape[1]):
         forest = RandomForestClassifier(n_estimators=DCI_TREES, max_features=None, random_state=seed)
-        forest.fit(canonical[train], factors[train, k])
+        with warnings.catch_warnings():  # a factor is a class label by definition, however many values
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+            forest.fit(canonical[train], factors[train, k])
         importance[origin, k] = forest.feature_importances_
         accuracy.append(forest.score(canonical[test], factors[test, k]))
     disentanglement, completeness = dci_from_importance(importance)
