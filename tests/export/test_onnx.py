@@ -134,7 +134,7 @@ def test_dynamic_batch_and_the_metadata(digits, tmp_path):
 def test_every_model_and_backbone_scores_as_the_library(digits, tmp_path, model, backbone):
     det = _fit(digits, model, backbone)
     worst = {det.anomaly_score_: _parity(det, tmp_path / "default.onnx", digits)}
-    for score in ("elbo", "latent", "recon+kl"):
+    for score in ("latent",):  # elbo and recon+kl: test_every_base_score_and_combinations
         worst[score] = _parity(_rescore(det, score), tmp_path / f"{score}.onnx", digits)
     print(f"\nparity {model} {backbone}: " + ", ".join(f"{s} {v:.2g}" for s, v in worst.items()))
     assert max(worst.values()) < RTOL
