@@ -21,10 +21,10 @@ FIT = ["--epochs", "10", "--batch-size", "32", "--latent-dim", "4", "--patience"
        "--seed", "3", "--quiet", "--model", "factorvae"]
 
 
-def _images(path: Path, n: int = 3000) -> Path:
+def _images(path: Path, n: int = 1500) -> Path:
     rng = np.random.default_rng(0)
-    prototypes = rng.integers(0, 256, size=(5, 28, 28))
-    x = np.clip(prototypes[np.arange(n) % 5] + rng.integers(-40, 40, size=(n, 28, 28)), 0, 255)
+    prototypes = rng.integers(0, 256, size=(5, 16, 16))
+    x = np.clip(prototypes[np.arange(n) % 5] + rng.integers(-40, 40, size=(n, 16, 16)), 0, 255)
     np.save(path, x.astype(np.uint8))
     return path
 
@@ -44,8 +44,7 @@ def _finish(proc: subprocess.Popen) -> None:
 def test_sigkilled_fit_resumes_to_bit_identical_weights(tmp_path):
     data = _images(tmp_path / "x.npy")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    _finish(_dcvae("fit", "--array", data, *FIT, "--out", whole))
-
+    uninterrupted = _dcvae("fit", "--array", data, *FIT, "--out", whole)  # beside the killed one
     proc = _dcvae("fit", "--array", data, *FIT, "--checkpoint-every", "1", "--out", killed)
     checkpoint = killed / "checkpoint.safetensors"
     deadline = time.monotonic() + 240
@@ -60,6 +59,7 @@ def test_sigkilled_fit_resumes_to_bit_identical_weights(tmp_path):
     assert 3 <= reached < 10
     assert not (killed / "config.json").exists()
 
+    _finish(uninterrupted)
     _finish(_dcvae("fit", "--array", data, *FIT, "--resume", "--out", killed))
     expected, resumed = load_file(data_files(whole)[0]), load_file(data_files(killed)[0])
     assert expected.keys() == resumed.keys()

@@ -63,8 +63,10 @@ class PCAGaussConfig(PCAConfig):
 
 @register_classical
 class PCAGauss(ClassicalModel):
-    """PCA-Gauss: Gaussian NLL on the principal components, per condition (the minimum in marginal
-    mode); one Gaussian without conditions. The classical twin of dCVAE's conditional prior."""
+    """PCA-Gauss: Gaussian NLL on the principal components, per condition (scikit-learn).
+
+    In marginal mode the minimum over the conditions; one Gaussian without conditions. The
+    classical twin of dCVAE's conditional prior."""
 
     name = "pca-gauss"
     config_class = PCAGaussConfig

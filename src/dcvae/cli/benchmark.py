@@ -1,5 +1,4 @@
-"""``dcvae benchmark``, ``dcvae report`` and ``dcvae list``: grids of runs, their report, and what
-this version knows."""
+"""``dcvae benchmark`` and ``dcvae report``: grids of runs and their report."""
 
 from __future__ import annotations
 
@@ -12,10 +11,6 @@ import click
 from dcvae.cli.inputs import threads_option
 from dcvae.cli.main import main
 from dcvae.cli.options import tracking_options
-from dcvae.data import DATASETS
-from dcvae.evaluation.protocols import FACTORS, PROTOCOLS
-from dcvae.models import DEFAULT_MODEL, all_models
-from dcvae.scoring import BASE_SCORES
 from dcvae.tracking import log_record, tracking
 
 
@@ -98,20 +93,3 @@ def report(directory: Path, benchmark_command: str | None, data_dir: Path | None
     figures = len(list(paths["figures"].glob("*.png")))
     click.echo(f"wrote {paths['markdown']} and {paths['html']} ({figures} figures in "
                f"{paths['figures']}) in {time.perf_counter() - start:.0f} s")
-
-
-@main.command(name="list")
-def list_() -> None:
-    """The models, datasets, protocols and scores this version knows."""
-    for cls in all_models().values():
-        default = " (the default)" if cls.name == DEFAULT_MODEL else ""
-        click.echo(f"model     {cls.name:<12} {cls.describe()}{default}")
-    for name in sorted(DATASETS):
-        click.echo(f"dataset   {name}")
-    for name in sorted(PROTOCOLS):
-        click.echo(f"protocol  {name}")
-    with_factors = ", ".join(sorted(d for d, spec in DATASETS.items() if spec.factor_names))
-    click.echo(f"protocol  {FACTORS:<12} disentanglement of the codes (grid files; datasets {with_factors})")
-    for name in BASE_SCORES:
-        click.echo(f"score     {name}")
-    click.echo("score     typical-NAME (two-sided typicality), A+B (standardised sum)")

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                    "thresholds) to a file that `dcvae score --onnx FILE` or "
                                    "dcvae.export.runtime.OnnxDetector score with."),
     "fit": ("dcvae.cli.models", "Train a detector on normal data and save it as a model directory."),
-    "list": ("dcvae.cli.benchmark", "The models, datasets, protocols and scores this version knows."),
+    "list": ("dcvae.cli.catalogue", "The models, datasets, protocols and scores this version knows."),
     "report": ("dcvae.cli.benchmark", "Write DIRECTORY/report.md and report.html (Table I side by side, "
                                       "figures) from benchmark results."),
     "sample": ("dcvae.cli.models", "Draw samples of a trained VAE (or latent traversals) as one PNG grid."),
