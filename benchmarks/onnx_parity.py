@@ -59,9 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--models", nargs="*", default=sorted(MODELS))
+    parser.add_argument("--n-train", type=int, default=N_TRAIN)
+    parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
     data = load_dataset("mnist")
-    normal = np.flatnonzero(data.train.y != 9)[:N_TRAIN]
+    normal = np.flatnonzero(data.train.y != 9)[:args.n_train]
     x_train, c_train = data.train.x[normal], data.train.y[normal].astype(str)
     test = np.flatnonzero(data.test.y != 9)[:N_TEST]
     x, names = data.test.x[test], data.test.y[test].astype(str)
@@ -69,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             for backbone in ("mlp", "conv"):
-                det = AnomalyDetector(model, epochs=1, backbone=backbone, batch_size=64, progress=False)
+                det = AnomalyDetector(model, epochs=args.epochs, backbone=backbone, batch_size=64, progress=False)
                 with warnings.catch_warnings():  # 1-epoch models may collapse: expected here
                     warnings.simplefilter("ignore")
                     det.fit(x_train, c=c_train)
@@ -83,8 +85,11 @@ def main() -> None:
                     rows.append(row)
     worst = max(max(r["marginal"]["max_relative"], r["given"]["max_relative"]) for r in rows)
     print(f"worst over {len(rows)} model/backbone/score rows: {worst:.2g}")
-    result = {"n_train": N_TRAIN, "n_test": N_TEST, "epochs": 1, "rows": rows, "worst": worst,
-              "command": "python benchmarks/onnx_parity.py --out " + args.out.as_posix()}
+    options = "".join(f" {flag} {value}" for flag, value, default in (
+        ("--n-train", args.n_train, N_TRAIN), ("--epochs", args.epochs, 1)) if value != default)
+    models = "" if args.models == sorted(MODELS) else " --models " + " ".join(args.models)
+    result = {"n_train": args.n_train, "n_test": N_TEST, "epochs": args.epochs, "rows": rows, "worst": worst,
+              "command": f"python benchmarks/onnx_parity.py{options}{models} --out {args.out.as_posix()}"}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
 
 

@@ -121,8 +121,17 @@ def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
 
 
 def bernoulli_log_likelihood(x: Tensor, logits: Tensor) -> Tensor:
-    """Sum over features of log Bernoulli(x; sigmoid(logits)) for x in [0, 1]; shape (B,)."""
-    nll = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    """Sum over features of log Bernoulli(x; sigmoid(logits)) for x in [0, 1]; shape (B,).
+
+    When exported, the same function in a form ONNX keeps finite: the exporter writes PyTorch's
+    fused kernel as Log(Sigmoid(logits)), which is -inf once sigmoid underflows (logits below about
+    -88, common on a trained model's background pixels). The fused kernel stays for training: the
+    explicit form takes 3× its time there."""
+    if torch.compiler.is_exporting():
+        # softplus(l) = max(l, 0) + log(1 + exp(-|l|)) never overflows; BCE = softplus(l) - x·l
+        nll = torch.relu(logits) + torch.log(1 + torch.exp(-logits.abs())) - x * logits
+    else:
+        nll = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
     return -nll.flatten(1).sum(dim=1)
 
 
