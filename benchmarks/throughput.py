@@ -4,14 +4,17 @@
     .venv/bin/python benchmarks/throughput.py --out benchmarks/results/throughput.json
 
 Same data (Fashion-MNIST train images), network (784-512-256-(latent 16)-256-512-784) and batch
-size (128) for everyone. The float32 (and bfloat16) ceiling is the time of the matrix products of
-one training step alone, measured here on the spot. The CPU time other processes use during each
+size (128) for everyone. Each dcvae row's ceiling is the time of its own network's layer products
+alone (``layer_ceiling``: every dense and convolution layer of one step, forward and backward, no
+input gradient for the layer that reads the data), measured on the spot beside each training run;
+the conv row also against its convolutions alone. The CPU time other processes use during each
 measurement is recorded; a figure taken while they used more than ``--max-load`` cores is flagged.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -34,7 +37,6 @@ from dcvae.scoring import anomaly_scores
 from dcvae.training import TensorData, TrainConfig, Trainer
 
 HIDDEN, LATENT, BATCH = (512, 256), 16, 128
-LAYERS = [(784, 512), (512, 256), (256, 2 * LATENT), (LATENT, 256), (256, 512), (512, 784)]
 
 
 # ----------------------------------------------------------------------------- load monitor
@@ -73,33 +75,66 @@ def best_of(repeats: int, fn: Callable[[dict[str, Any]], None]) -> dict[str, Any
 
 
 # ----------------------------------------------------------------------------- ceiling
-def matmul_ceiling(dtype: torch.dtype, device: str, steps: int = 50) -> tuple[float, float]:
-    """Samples/s if a training step were nothing but its matrix products (fwd + 2 bwd)."""
-    ops = []
-    for n_in, n_out in LAYERS:
-        x = torch.randn(BATCH, n_in, dtype=dtype, device=device)
-        w = torch.randn(n_in, n_out, dtype=dtype, device=device)
-        dy = torch.randn(BATCH, n_out, dtype=dtype, device=device)
-        ops += [(x, w), (dy, w.T), (x.T, dy)]
-    for a, b in ops:  # warm-up
-        a @ b
+COMPUTE = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+
+
+def layer_ceiling(net: Any, x: np.ndarray, y: np.ndarray, dtype: torch.dtype, device: str,
+                  kinds: tuple[type, ...] = COMPUTE, steps: int = 30) -> tuple[float, float]:
+    """Samples/s if a training step were nothing but its layers' products, in the order one step
+    runs them: every dense and convolution layer that one forward of ``net`` on a batch runs, at
+    that batch's shapes. A dense layer is its three matrix products alone, in ``nn.Linear``'s
+    layout (forward, weight gradient, and input gradient except for the layer that reads the data);
+    a convolution is its forward and backward kernels. No activation, loss, optimiser or Python."""
+    seen: list[tuple[torch.nn.Module, torch.Tensor, bool, torch.Size]] = []
+
+    def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        seen.append((module, inputs[0].detach(), inputs[0].requires_grad, out.shape))
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, kinds)]
+    net.train()
+    xb = net.prepare(torch.as_tensor(x[:BATCH]).to(device))
+    net(xb, torch.as_tensor(y[:BATCH], device=device) if net.conditional else None)
+    for handle in handles:
+        handle.remove()
+    products: list[Callable[[], Any]] = []
+    for module, inp, needs_grad, shape in seen:
+        layer = copy.deepcopy(module).to(device=device, dtype=dtype)
+        leaf, dy = inp.to(dtype).clone(), torch.randn(shape, dtype=dtype, device=device)
+        if isinstance(layer, torch.nn.Linear):
+            w, b = layer.weight.detach(), layer.bias.detach()
+            products += [lambda w=w, b=b, a=leaf: torch.addmm(b, a, w.t()),
+                         lambda dy=dy, a=leaf: dy.t().mm(a)]
+            if needs_grad:
+                products.append(lambda dy=dy, w=w: dy.mm(w))
+        else:
+            leaf.requires_grad_(needs_grad)
+            wrt = [*layer.parameters(), *([leaf] if needs_grad else [])]
+            products.append(lambda layer=layer, a=leaf, wrt=wrt, dy=dy:
+                            torch.autograd.grad(layer(a), wrt, dy))
+
+    def step() -> None:
+        for product in products:
+            product()
+
+    step()  # warm-up
     rec: dict[str, Any] = {}
     with measured(rec, "seconds"):
         for _ in range(steps):
-            for a, b in ops:
-                a @ b
+            step()
         if device == "cuda":
             torch.cuda.synchronize()
     return BATCH * steps / rec["seconds"], rec["other_load_cores"][0]
 
 
 # ----------------------------------------------------------------------------- dcvae
-def dcvae_train(x: np.ndarray, y: np.ndarray, model: str, backbone: str, precision: str,
-                device: str, epochs: int, rec: dict[str, Any]) -> Any:
-    names = [str(i) for i in range(10)]
+def build(model: str, backbone: str, device: str, n_conditions: int = 10) -> Any:
     torch.manual_seed(0)
-    net = build_model(model, input_shape=[1, 28, 28], backbone=backbone, hidden_dims=list(HIDDEN),
-                      latent_dim=LATENT, condition_names=names)
+    return build_model(model, input_shape=[1, 28, 28], backbone=backbone, hidden_dims=list(HIDDEN),
+                       latent_dim=LATENT, condition_names=[str(i) for i in range(n_conditions)]).to(device)
+
+
+def dcvae_train(net: Any, x: np.ndarray, y: np.ndarray, precision: str, device: str, epochs: int,
+                rec: dict[str, Any]) -> Any:
     trainer = Trainer(net, TrainConfig(epochs=epochs, batch_size=BATCH, patience=0, device=device,
                                        precision=precision), progress=False)
     data = TensorData.from_numpy(x, y)
@@ -214,32 +249,45 @@ def main() -> None:
     n_train = len(x) * args.epochs
     results: dict[str, Any] = {}
 
-    ceiling32, load = matmul_ceiling(torch.float32, dev)
-    ceiling16, load16 = matmul_ceiling(torch.bfloat16, dev)
-    results["ceiling fp32 (matmul only)"] = {"train": ceiling32, "other_load_cores": load}
-    results["ceiling bf16 (matmul only)"] = {"train": ceiling16, "other_load_cores": load16}
-
-    dcvae_train(x[:2000], y[:2000], "vae", "mlp", "fp32", dev, 1, {})  # warm-up (imports, kernels)
+    # warm-up (imports, kernels)
+    dcvae_train(build("vae", "mlp", dev), x[:2000], y[:2000], "fp32", dev, 1, {})
     for model, backbone, precision in [("vae", "mlp", "fp32"), ("dcvae", "mlp", "fp32"),
                                        ("vae", "mlp", "bf16"), ("dcvae", "mlp", "bf16"),
                                        ("vae", "conv", "fp32")]:
         nets: list[Any] = []
-
+        ceilings: dict[str, list[float]] = {"ceiling": [], "ceiling_convolutions_only": []}
+        dtype = torch.float32 if precision == "fp32" else torch.bfloat16
         n_run = len(x) if precision == "fp32" else (args.bf16_samples or len(x))
 
-        def train(rec: dict[str, Any], m=model, b=backbone, p=precision, keep=nets, n=n_run) -> None:
-            keep[:] = [dcvae_train(x[:n], y[:n], m, b, p, dev, args.epochs, rec)]
+        def train(rec: dict[str, Any], m=model, b=backbone, p=precision, keep=nets, n=n_run,
+                  dtype=dtype, ceilings=ceilings) -> None:
+            net = build(m, b, dev)
+            # the ceilings are timed beside each training run, on the same network
+            ceilings["ceiling"].append(layer_ceiling(net, x, y, dtype, dev)[0])
+            if b == "conv":
+                ceilings["ceiling_convolutions_only"].append(layer_ceiling(
+                    net, x, y, dtype, dev, kinds=(torch.nn.Conv2d, torch.nn.ConvTranspose2d))[0])
+            keep[:] = [dcvae_train(net, x[:n], y[:n], p, dev, args.epochs, rec)]
 
         t = best_of(args.repeats, train)
         s = best_of(args.repeats, lambda rec, p=precision, keep=nets: dcvae_score(keep[0], x_test, p, rec,
                                                                                np.zeros(len(x_test), int)))
         name = f"dcvae {model} {backbone} {precision}"
-        results[name] = {"train": n_run * args.epochs / t["seconds"], "score": len(x_test) / s["seconds"],
+        train_rate = n_run * args.epochs / t["seconds"]
+        results[name] = {"train": train_rate, "score": len(x_test) / s["seconds"],
                          "other_load_cores": max(t["other_load_cores"], s["other_load_cores"])}
+        for key, values in ceilings.items():
+            if values:
+                results[name][key] = statistics.median(values)
+                results[name][f"train_over_{key}"] = train_rate / statistics.median(values)
         if model == "dcvae":
             m = best_of(args.repeats,
                         lambda rec, p=precision, keep=nets: dcvae_score(keep[0], x_test, p, rec))
             results[name]["score_marginal_10_conditions"] = len(x_test) / m["seconds"]
+            if precision == "fp32":  # 62 conditions: EMNIST ByClass's count (timing only)
+                wide = dcvae_train(build(model, backbone, dev, 62), x[:2000], y[:2000], precision, dev, 1, {})
+                m = best_of(args.repeats, lambda rec, net=wide: dcvae_score(net, x_test, "fp32", rec))
+                results[name]["score_marginal_62_conditions"] = len(x_test) / m["seconds"]
         print(name, {k: round(v) if isinstance(v, float) and v > 10 else v
                      for k, v in results[name].items()}, flush=True)
 
@@ -265,7 +313,7 @@ def main() -> None:
         labels = np.concatenate([emnist.train.y, emnist.test.y]) % 10
         for n in (10_000, 30_000, 60_000, 110_000):
             rec: dict[str, Any] = {}
-            dcvae_train(pool[:n], labels[:n], "vae", "mlp", "fp32", dev, 1, rec)
+            dcvae_train(build("vae", "mlp", dev), pool[:n], labels[:n], "fp32", dev, 1, rec)
             scale[f"samples={n}"] = {"epoch_seconds": rec["seconds"],
                                      "other_load_cores": rec["other_load_cores"][0]}
             print("scale", n, round(rec["seconds"], 2), flush=True)
@@ -273,7 +321,7 @@ def main() -> None:
             global BATCH
             saved, BATCH = BATCH, batch
             rec = {}
-            dcvae_train(pool[:30_000], labels[:30_000], "vae", "mlp", "fp32", dev, 1, rec)
+            dcvae_train(build("vae", "mlp", dev), pool[:30_000], labels[:30_000], "fp32", dev, 1, rec)
             BATCH = saved
             scale[f"batch={batch}"] = {"epoch_seconds_30k": rec["seconds"],
                                        "other_load_cores": rec["other_load_cores"][0]}
@@ -302,21 +350,28 @@ def main() -> None:
 
 
 def print_table(results: dict[str, Any], max_load: float) -> None:
-    ceiling = results["ceiling fp32 (matmul only)"]["train"]
+    """Each row against its own network's layer ceiling (the peers against the fp32 MLP's)."""
+    mlp_ceiling = results.get("dcvae vae mlp fp32", {}).get("ceiling")
     pythae = results.get("pythae VAE", {})
     pyod = results.get("pyod VAE", {})
-    print(f"\n{'':34s} {'train/s':>9s} {'score/s':>9s} {'train/ceil':>10s} "
+    print(f"\n{'':34s} {'train/s':>9s} {'score/s':>9s} {'ceiling/s':>9s} {'train/ceil':>10s} "
           f"{'train/pythae':>12s} {'score/pythae':>12s} {'train/pyod':>10s}")
     for name, r in results.items():
         flag = "  (LOADED: not reported)" if r["other_load_cores"] > max_load else ""
         score = r.get("score")
+        ceiling = r.get("ceiling", mlp_ceiling)
 
         def ratio(a: float | None, b: float | None) -> str:
             return f"{a / b:.2f}" if a and b else "-"
 
-        print(f"{name:34s} {r['train']:9.0f} {score or 0:9.0f} {ratio(r['train'], ceiling):>10s} "
+        print(f"{name:34s} {r['train']:9.0f} {score or 0:9.0f} {ceiling or 0:9.0f} "
+              f"{ratio(r['train'], ceiling):>10s} "
               f"{ratio(r['train'], pythae.get('train')):>12s} {ratio(score, pythae.get('score')):>12s} "
               f"{ratio(r['train'], pyod.get('train')):>10s}{flag}")
+        if "ceiling_convolutions_only" in r:
+            alone = r["ceiling_convolutions_only"]
+            print(f"{'  against its convolutions alone':34s} {'':9s} {'':9s} "
+                  f"{alone:9.0f} {ratio(r['train'], alone):>10s}")
 
 
 if __name__ == "__main__":
