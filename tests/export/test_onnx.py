@@ -162,7 +162,7 @@ def test_every_model_and_backbone_scores_as_the_library(digits, tmp_path, model,
 
 
 # ------------------------------------------------------------------------------ refusals
-def test_classical_detectors_and_ic_elbo_are_refused(digits, tmp_path):
+def test_classical_detectors_ic_elbo_and_latent_knn_are_refused(digits, tmp_path):
     knn = AnomalyDetector("knn", progress=False).fit(digits.train.x[:200])
     with pytest.raises(ValueError, match="classical detector"):
         export_onnx(knn, tmp_path / "knn.onnx")
@@ -172,7 +172,12 @@ def test_classical_detectors_and_ic_elbo_are_refused(digits, tmp_path):
         det.fit(digits.train.x[:200])
     with pytest.raises(ValueError, match="PNG compression"):
         export_onnx(det, tmp_path / "ic.onnx")
-    assert not (tmp_path / "knn.onnx").exists() and not (tmp_path / "ic.onnx").exists()
+    det.set_params(anomaly_score="latent-knn")
+    with _no_warning_check():
+        det.fit(digits.train.x[:200])
+    with pytest.raises(ValueError, match=r"needs \['latent-knn'\], which the ONNX export does not compute"):
+        export_onnx(det, tmp_path / "lk.onnx")
+    assert not any(tmp_path.glob("*.onnx"))
 
 
 def _foreign_onnx(path, shape=(1, 8, 8)):

@@ -179,7 +179,7 @@ def test_fitting_sees_no_test_data_or_labels(monkeypatch):
     expected = anomaly_scores(det.model_, val_x, score="elbo")
     assert len(seen) == 2  # given and marginal mode
     for bases in seen:  # every base score of the carve, from its one pass
-        assert set(bases) == {"recon", "elbo", "kl", "prior", "latent"}
+        assert set(bases) == {"recon", "elbo", "kl", "prior", "latent", "latent-knn"}
         assert all(len(v) == len(val_x) for v in bases.values())
         np.testing.assert_allclose(bases["elbo"], expected, rtol=1e-6)
     det.decision_function(digits.test.x)  # test data, anomalies included: no new fit

@@ -10,7 +10,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 from dcvae.models import build_model
 from dcvae.models.base import LOGVAR_RANGE
 from dcvae.scoring import SCORES, anomaly_scores, explain, score_table
-from dcvae.scoring.latent import fit_latent_gaussians
+from dcvae.scoring.latent import LATENT_KNN_K, LatentCodes, fit_latent_gaussians, training_codes
 
 CONDITIONS = ["a", "b", "c"]
 SHAPE = [1, 8, 8]
@@ -26,8 +26,9 @@ def _model(name="dcvae", seed=0, **kw):
         with torch.no_grad():
             model.conditional_prior.mean.copy_(torch.randn(len(kw["condition_names"]) or 1, 3))
             model.conditional_prior.logvar.copy_(torch.randn(len(kw["condition_names"]) or 1, 3))
-    x, c = _data(60, seed=9)  # the latent score's Gaussians, fitted to some "training" codes
+    x, c = _data(60, seed=9)  # the latent scores' Gaussians and codes, of some "training" codes
     model.latent_gaussians = fit_latent_gaussians(model, x, c)
+    model.latent_codes = LatentCodes.of(*training_codes(model, x, c), max(model.n_conditions, 1))
     return model.eval()
 
 
@@ -37,13 +38,19 @@ def _data(n=30, seed=0):
 
 
 @torch.no_grad()
-def _by_hand(model, x_raw, c):
-    """(recon, elbo, kl) of one sample from the networks' layers and torch.distributions."""
+def _hand_code(model, x_raw, c):
+    """mu and log-variance of one sample from the encoder's layers; (1, 3) each."""
     x = torch.from_numpy(x_raw[None]).float() / 255.0
     n_cond = model.n_conditions
     onehot = F.one_hot(torch.tensor([c]), n_cond).float() if n_cond else torch.zeros(1, 0)
     h = model.encoder.net(torch.cat([x.flatten(1), onehot], dim=1))
-    mu, logvar = h[:, :3], h[:, 3:].clamp(*LOGVAR_RANGE)
+    return x, onehot, h[:, :3], h[:, 3:].clamp(*LOGVAR_RANGE)
+
+
+@torch.no_grad()
+def _by_hand(model, x_raw, c):
+    """(recon, elbo, kl) of one sample from the networks' layers and torch.distributions."""
+    x, onehot, mu, logvar = _hand_code(model, x_raw, c)
     logits = model.decoder.net(torch.cat([mu, onehot], dim=1)).view(1, *SHAPE)
     recon = torch.sqrt(((x - torch.sigmoid(logits)) ** 2).sum())
     nll = -Bernoulli(logits=logits, validate_args=False).log_prob(x).sum()
@@ -57,12 +64,17 @@ def _by_hand(model, x_raw, c):
     k = c if model.conditional else 0
     latent = -multivariate_normal(g.means[k].double().numpy(),
                                   np.linalg.inv(g.precisions[k].double().numpy())).logpdf(mu[0].double().numpy())
+    train_x, train_c = _data(60, seed=9)  # the "training" codes of _model, each at its own c
+    own = [_hand_code(model, xi, ci)[2][0].double().numpy() for xi, ci in zip(train_x, train_c, strict=True)
+           if not model.conditional or ci == c]
+    distances = np.sort([np.linalg.norm(mu[0].double().numpy() - o) for o in own])
     return {"recon": recon.item(), "elbo": (nll + kl).item(), "kl": kl.item(),
-            "prior": -prior.log_prob(mu[0]).sum().item(), "latent": float(latent)}
+            "prior": -prior.log_prob(mu[0]).sum().item(), "latent": float(latent),
+            "latent-knn": float(distances[:LATENT_KNN_K].mean())}
 
 
 @pytest.mark.parametrize("name", ["dcvae", "cvae", "vae"])
-@pytest.mark.parametrize("score", ["recon", "elbo", "kl", "prior", "latent"])
+@pytest.mark.parametrize("score", ["recon", "elbo", "kl", "prior", "latent", "latent-knn"])
 def test_given_mode_scores_match_a_hand_computation(name, score):
     model = _model(name)
     x, c = _data()
@@ -233,7 +245,8 @@ def test_conditional_model_with_one_condition_needs_no_labels():
 
 def test_unknown_score_name_lists_the_scores():
     x, _ = _data(n=2)
-    message = r"unknown score 'mahalanobis'; choose one of \['elbo', 'kl', 'latent', 'prior', 'recon'\]"
+    message = (r"unknown score 'mahalanobis'; choose one of "
+               r"\['elbo', 'kl', 'latent', 'latent-knn', 'prior', 'recon'\]")
     with pytest.raises(ValueError, match=message):
         anomaly_scores(_model("vae"), x, score="mahalanobis")
 

@@ -35,8 +35,8 @@ MODELS: dict[str, str] = {
 #: ``dcvae.models.DEFAULT_MODEL``.
 DEFAULT_MODEL = "dcvae-prior"
 #: ``dcvae.scoring.BASE_SCORES``.
-BASE_SCORES = ("elbo", "kl", "latent", "prior", "recon", "ic-elbo", "ecod", "distance", "gauss-nll",
-               "isolation")
+BASE_SCORES = ("elbo", "kl", "latent", "latent-knn", "prior", "recon", "ic-elbo", "ecod", "distance",
+               "gauss-nll", "isolation")
 
 
 @main.command(name="list")

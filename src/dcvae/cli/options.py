@@ -56,7 +56,8 @@ def _check_score(ctx: click.Context, param: click.Parameter, value: str | None) 
 def score_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--score", "anomaly_score", default=DEFAULTS["anomaly_score"],
                         callback=_check_score,
-                        help="Anomaly score: recon, elbo, kl, prior, ic-elbo (VAEs), distance (knn), ...; "
+                        help="Anomaly score: recon, elbo, kl, prior, latent, latent-knn, ic-elbo (VAEs), "
+                             "distance (knn), ...; "
                              "'typical-' before one (e.g. typical-elbo); several joined by '+' (e.g. "
                              "recon+kl). Default: the model's own (recon for the VAEs). See `dcvae list`.")(f)
 

@@ -61,7 +61,7 @@ from dcvae.models.generation import check_count
 from dcvae.models.generation import sample as sample_model
 from dcvae.scoring.family import BASE_SCORES, CORRECTED, default_score, offered_scores, parse_score
 from dcvae.scoring.family import base_scores as model_base_scores
-from dcvae.scoring.latent import fit_latent_gaussians
+from dcvae.scoring.latent import LatentCodes, fit_latent_gaussians, training_codes
 from dcvae.scoring.scores import GIVEN, MARGINAL, explain
 from dcvae.scoring.threshold import CalibratedScore, calibrate, finite_scores
 from dcvae.training import (
@@ -498,8 +498,10 @@ def _train(plan: Plan, x: np.ndarray, names: tuple[str, ...], fit: tuple[np.ndar
                       "the model scores like a plain decoder; train longer (epochs), lower beta, or "
                       "compare with a classical detector (knn, pca)", PosteriorCollapseWarning, stacklevel=3)
     model = model.cpu() if plan.training.device == "cpu" else model
-    model.latent_gaussians = fit_latent_gaussians(model, *fit, precision=plan.training.precision,
-                                                  batch_size=max(plan.training.batch_size, 1024))
+    codes = training_codes(model, *fit, precision=plan.training.precision,
+                           batch_size=max(plan.training.batch_size, 1024))
+    model.latent_gaussians = fit_latent_gaussians(model, *fit, codes=codes)
+    model.latent_codes = LatentCodes.of(*codes, max(model.n_conditions, 1), seed=plan.training.seed)
     return model, history
 
 

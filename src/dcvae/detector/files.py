@@ -15,7 +15,7 @@ from dcvae.detector.config import ARCHITECTURE, FROM_DATA, MODES
 from dcvae.io.model_dir import ModelFileError, load_model, save_model
 from dcvae.models import VAE
 from dcvae.scoring.family import FittedScore
-from dcvae.scoring.latent import LatentGaussians
+from dcvae.scoring.latent import LatentCodes, LatentGaussians
 from dcvae.scoring.scores import MARGINAL
 from dcvae.training import History, TrainConfig
 from dcvae.training.device import resolve_device
@@ -44,6 +44,8 @@ def save_detector(det: AnomalyDetector, path: str | os.PathLike[str]) -> Path:
         arrays.update(decision_scores=det.decision_scores_, labels=det.labels_)
     if getattr(model, "latent_gaussians", None) is not None:
         arrays.update(cast(VAE, model).latent_gaussians.to_arrays())  # only a VAE has them
+    if getattr(model, "latent_codes", None) is not None:
+        arrays.update(cast(VAE, model).latent_codes.to_arrays())
     return save_model(model, path, training=det.check_settings().training, history=det.history_,
                       detector=detector, arrays=arrays)
 
@@ -77,6 +79,8 @@ def load_detector(cls: type[AnomalyDetector], path: str | os.PathLike[str], *,
         try:
             model.latent_gaussians = LatentGaussians.from_arrays(saved.arrays, max(model.n_conditions, 1),
                                                                  model.config.latent_dim)
+            model.latent_codes = LatentCodes.from_arrays(saved.arrays, max(model.n_conditions, 1),
+                                                         model.config.latent_dim)
         except ValueError as err:
             raise ModelFileError(f"{path}: the fitted arrays: {err}") from None
     params = {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)

@@ -39,8 +39,9 @@ from dcvae.scoring.scores import GIVEN, MARGINAL, SCORES, Posterior
 if TYPE_CHECKING:
     from dcvae.detector import AnomalyDetector
 
-#: The base scores the graph computes: the model's own (no PNG compression inside a graph).
-EXPORTABLE = tuple(sorted(SCORES))
+#: The base scores the graph computes: the model's own (no PNG compression inside a graph), but
+#: ``latent-knn``, whose neighbour search over the stored codes is not a fixed graph.
+EXPORTABLE = tuple(sorted(set(SCORES) - {"latent-knn"}))
 
 
 def check_exportable(detector: AnomalyDetector) -> VAE:

@@ -139,9 +139,11 @@ class VAE(nn.Module):
         # tabular data); saved with the weights so scoring always sees what training saw.
         self.register_buffer("input_shift", torch.zeros(config.input_shape))
         self.register_buffer("input_scale", torch.ones(config.input_shape))
-        # Gaussians of the normal training codes per condition, fitted after training by the
-        # detector (dcvae.scoring.latent); not weights: saved with the detector's arrays.
+        # Gaussians of the normal training codes per condition, and the codes themselves, fitted
+        # after training by the detector (dcvae.scoring.latent); not weights: saved with the
+        # detector's arrays.
         self.latent_gaussians: Any = None
+        self.latent_codes: Any = None
 
     @classmethod
     def config_for_data(cls, params: dict[str, Any], *, input_shape: tuple[int, ...],

@@ -115,12 +115,15 @@ def input_complexity(x: np.ndarray) -> np.ndarray:
 
 def offered_scores(model: type[VAE] | type[ClassicalModel] | VAE | ClassicalModel) -> tuple[str, ...]:
     """The base scores a model (or model class) offers; the first is its default score. A fitted
-    VAE offers ``latent`` only with the Gaussians of its training codes (not a model of 0.1)."""
+    VAE offers ``latent`` only with the Gaussians of its training codes (not a model of 0.1), and
+    ``latent-knn`` only with the codes themselves (not a model saved before that score)."""
     if isinstance(model, ClassicalModel) or (isinstance(model, type) and issubclass(model, ClassicalModel)):
         return model.scores
     own = set(SCORES) - {DEFAULT_SCORE}
     if isinstance(model, VAE) and getattr(model, "latent_gaussians", None) is None:
         own -= {"latent"}
+    if isinstance(model, VAE) and getattr(model, "latent_codes", None) is None:
+        own -= {"latent-knn"}
     return (DEFAULT_SCORE, *sorted(own), *sorted(CORRECTED))
 
 

@@ -10,6 +10,8 @@
   mean (r(z|c) for dCVAE): how atypical the code itself is under the condition.
 - ``latent``: :func:`latent_surprise`, -log N(mu(x, c); m_c, S_c) under Gaussians fitted to the
   codes of the normal training data per condition (``dcvae.scoring.latent``).
+- ``latent-knn``: :func:`latent_neighbour_distance`, the mean distance of mu(x, c) to its nearest
+  codes of the normal training data of condition c (``dcvae.scoring.latent``).
 
 Conditional models score in one of two modes (:func:`condition_mode`): ``given`` when conditions
 are passed, ``marginal`` (the minimum over every training condition; no test label used) when
@@ -105,8 +107,19 @@ def latent_surprise(model: VAE, post: Posterior) -> Tensor:
     return latent_nll(gaussians, post.mu, post.c if model.conditional else None)
 
 
+def latent_neighbour_distance(model: VAE, post: Posterior) -> Tensor:
+    """Mean distance of mu(x, c) to its ``LATENT_KNN_K`` nearest normal training codes of c; (B,)."""
+    codes = getattr(model, "latent_codes", None)
+    if codes is None:
+        raise ValueError("the latent-knn score needs the codes of the training data, which this model "
+                         "does not have (it was not fitted by AnomalyDetector, or was saved before "
+                         "latent-knn existed)")
+    return codes.distance(post.mu, post.c if model.conditional else None)
+
+
 SCORES: dict[str, ScoreFn] = {"recon": reconstruction_error, "elbo": negative_elbo, "kl": kl_to_prior,
-                              "prior": prior_surprise, "latent": latent_surprise}
+                              "prior": prior_surprise, "latent": latent_surprise,
+                              "latent-knn": latent_neighbour_distance}
 
 
 def check_score_name(score: str) -> None:
