@@ -197,5 +197,6 @@ def test_fitted_scores_survive_save_and_load(detectors, tmp_path):
 
 
 def test_every_base_score_is_listed():
-    assert set(BASE_SCORES) == {"recon", "elbo", "kl", "prior", "latent", "latent-knn", "ic-elbo",  # the VAEs'
+    assert set(BASE_SCORES) == {"recon", "elbo", "kl", "prior", "latent", "latent-knn",  # the VAEs'
+                                "ic-elbo",
                                 "distance", "gauss-nll", "isolation", "ecod"}  # the classical detectors'
