@@ -14,6 +14,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from dcvae.detector import EXPECTED_FAILED_CHECKS, AnomalyDetector, expected_failed_checks
 from dcvae.evaluation.metrics import roc_auc
 
+VAES = ("vae", "dcvae", "factorvae")
 TINY = {"epochs": 2, "latent_dim": 2, "hidden_dims": (8,), "batch_size": 32, "progress": False}
 
 
@@ -43,8 +44,24 @@ def test_check_estimator_passes_but_for_the_documented_conventions(model):
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
     assert not failed
     status = {r["check_name"]: r["status"] for r in results}
-    assert {status[name] for name in expected} == {"xfail"}
+    # a VAE's batch invariance holds to float32 rounding, which is exact on some CPUs
+    rounding = {"check_methods_subset_invariance"} if model in VAES else set()
+    assert {status[name] for name in set(expected) - rounding} == {"xfail"}
+    assert {status[name] for name in rounding} <= {"xfail", "passed"}
     assert sum(s == "passed" for s in status.values()) >= 40
+
+
+@pytest.mark.parametrize("model", VAES)
+def test_a_rows_score_does_not_depend_on_its_batch_beyond_float32_rounding(model):
+    x, _ = _table()
+    det = AnomalyDetector(model, **TINY).fit(x)
+    full = det.decision_function(x[:40])
+    one_by_one = np.concatenate([det.decision_function(row[None]) for row in x[:40]])
+    np.testing.assert_allclose(one_by_one, full, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(full, full[::-1])  # the rows do score differently
+    probability = det.predict_proba(x[:40])[:, 1]
+    np.testing.assert_allclose(np.concatenate([det.predict_proba(row[None])[:, 1] for row in x[:40]]),
+                               probability, atol=1e-5)
 
 
 def test_the_constructor_stores_its_arguments_and_clone_copies_them():

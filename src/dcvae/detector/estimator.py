@@ -86,13 +86,20 @@ EXPECTED_FAILED_CHECKS = {
 
 
 def expected_failed_checks(estimator: AnomalyDetector) -> dict[str, str]:
-    """``EXPECTED_FAILED_CHECKS``, and for ``ecod`` the batch invariance its PyOD definition gives up
-    (the scored batch joins the training data in the empirical distributions); pass as
+    """``EXPECTED_FAILED_CHECKS``, and the batch invariance that ``ecod`` gives up by its PyOD
+    definition (the scored batch joins the training data in the empirical distributions) and that a
+    VAE holds only to float32 rounding; pass as
     ``check_estimator(..., expected_failed_checks=expected_failed_checks(det))``."""
     out = dict(EXPECTED_FAILED_CHECKS)
     if estimator.model == "ecod":
         out["check_methods_subset_invariance"] = ("ECOD scores a batch together with the training data, "
                                                   "so a sample's score depends on the batch (PyOD's ECOD)")
+    elif not issubclass(model_class(estimator.model), ClassicalModel):
+        # scikit-learn's check asks for 1e-7; the CPU's float32 matrix kernels depend on the batch
+        # size, so on some CPUs (Intel with AVX-512, measured) a row's score moves in its last bits
+        out["check_methods_subset_invariance"] = ("a VAE scores in float32, and on some CPUs a row's score "
+                                                  "differs in its last bits with the size of the batch "
+                                                  "(within 1e-5 relative: test_conventions.py)")
     return out
 
 
