@@ -98,7 +98,7 @@ def main() -> None:
                 with warnings.catch_warnings():  # 1-epoch models may collapse: expected here
                     warnings.simplefilter("ignore")
                     det.fit(x_train, c=c_train)
-                for score in dict.fromkeys((det.anomaly_score_, "latent", "elbo")):
+                for score in dict.fromkeys((det.anomaly_score_, "latent", "latent-knn", "elbo")):
                     row = {"model": model, "backbone": backbone, "score": score,
                            **parity(det, score, x, names, Path(tmp))}
                     worst = max(row["marginal"]["max_relative"], row["given"]["max_relative"])

@@ -39,9 +39,9 @@ from dcvae.scoring.scores import GIVEN, MARGINAL, SCORES, Posterior
 if TYPE_CHECKING:
     from dcvae.detector import AnomalyDetector
 
-#: The base scores the graph computes: the model's own (no PNG compression inside a graph), but
-#: ``latent-knn``, whose neighbour search over the stored codes is not a fixed graph.
-EXPORTABLE = tuple(sorted(set(SCORES) - {"latent-knn"}))
+#: The base scores the graph computes: the model's own (no PNG compression inside a graph);
+#: ``latent-knn`` carries the training codes into the graph as constants.
+EXPORTABLE = tuple(sorted(SCORES))
 
 
 def check_exportable(detector: AnomalyDetector) -> VAE:
@@ -64,6 +64,9 @@ def check_exportable(detector: AnomalyDetector) -> VAE:
                          f"it exports {list(EXPORTABLE)}")
     if "latent" in recipe.bases and getattr(model, "latent_gaussians", None) is None:
         raise ValueError("the latent score needs the Gaussians of the training codes, which this model "
+                         "does not have")
+    if "latent-knn" in recipe.bases and getattr(model, "latent_codes", None) is None:
+        raise ValueError("the latent-knn score needs the codes of the training data, which this model "
                          "does not have")
     if detector.precision != "fp32":
         raise ValueError(f"the detector scores in {detector.precision}; the ONNX graph computes in float32: "
@@ -95,10 +98,18 @@ class ScoringGraph(nn.Module):
         if k > 1:
             xb = xb.repeat_interleave(k, dim=0)
         post = Posterior(model, xb, c, mu, logvar, onehot, None)
-        table = {base: SCORES[base](model, post).float().view(b, k) for base in self.recipe.bases}
+        table = {base: (self._neighbours(mu, b) if base == "latent-knn" else SCORES[base](model, post))
+                 .float().view(b, k) for base in self.recipe.bases}
         marginal = {base: values.min(dim=1).values.double() for base, values in table.items()}
         given = {base: values.double() for base, values in table.items()}
         return self._combine(self.fits[MARGINAL], marginal), self._combine(self.fits[GIVEN], given)
+
+    def _neighbours(self, mu: Tensor, b: int) -> Tensor:
+        """``latent-knn`` of every sample under each condition, sample-major (B * K,): the library's
+        neighbour table over all the conditions at once (``LatentCodes.distance`` groups the rows
+        by condition instead)."""
+        per_condition = mu.view(b, self.k, -1).transpose(0, 1)  # (K, B, d)
+        return self.model.latent_codes.table.mean_distance(per_condition).transpose(0, 1).reshape(-1)
 
     def _combine(self, fitted: FittedScore, bases: dict[str, Tensor]) -> Tensor:
         """``FittedScore.__call__`` in float64, on (B,) or (B, K) base scores."""

@@ -22,6 +22,8 @@ import numpy as np
 from dcvae.export.format import FORMAT, FORMAT_KEY, FORMAT_VERSION, INPUT_NAME, MIN_OPSET, OUTPUTS
 
 _CHANNELS = (1, 3)
+#: rows per run of the graph
+CHUNK = 512
 
 
 class OnnxDetector:
@@ -91,7 +93,12 @@ class OnnxDetector:
     def decision_function(self, X: Any, c: Any = None) -> np.ndarray:
         """Anomaly scores (float64, higher = more anomalous): given mode with ``c``, else marginal."""
         x = self.check_inputs(X)
-        marginal, per_condition = self.session.run(list(OUTPUTS), {INPUT_NAME: _graph_input(x)})
+        # in chunks: a graph's intermediate arrays (latent-knn's distances to every training code)
+        # grow with its batch
+        runs = [self.session.run(list(OUTPUTS), {INPUT_NAME: _graph_input(x[i:i + CHUNK])})
+                for i in range(0, max(len(x), 1), CHUNK)]
+        marginal = np.concatenate([r[0] for r in runs])
+        per_condition = np.concatenate([r[1] for r in runs])
         if c is None:
             return np.asarray(marginal, dtype=np.float64)
         columns = self._condition_columns(c, len(x))

@@ -17,8 +17,10 @@ In marginal mode each is the minimum over the conditions.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -103,21 +105,76 @@ class LatentCodes:
         return cls(torch.from_numpy(np.asarray(codes, dtype=np.float32)),
                    torch.from_numpy(np.asarray(offsets, dtype=np.int64)))
 
+    @cached_property
+    def table(self) -> NeighbourTable:
+        """The codes in fixed shapes (one graph computes it: the ONNX export uses it too)."""
+        return NeighbourTable.of(self)
+
     def distance(self, mu: Tensor, c: Tensor | None, k: int = LATENT_KNN_K) -> Tensor:
         """Mean distance of each row's code to its k nearest codes of its condition (condition 0
         when ``c`` is None; all the codes for a condition without any); (B,)."""
+        table = self.table if k == LATENT_KNN_K else NeighbourTable.of(self, k)
         index = torch.zeros(mu.shape[0], dtype=torch.long) if c is None else c.cpu()
         out = torch.empty(mu.shape[0], dtype=torch.float64)
-        codes = self.codes.to(mu.device)
+        step = max(1, _PAIRS // table.codes.shape[1])  # bounds the (rows, codes) distance matrix
         for j in index.unique().tolist():
             rows = (index == j).nonzero().squeeze(1)
-            own = codes[int(self.offsets[j]):int(self.offsets[j + 1])]
-            own = own if len(own) else codes
-            # exact differences, not the matrix-product form: the nearest codes are close
-            d = torch.cdist(mu[rows.to(mu.device)].float(), own,
-                            compute_mode="donot_use_mm_for_euclid_dist")
-            out[rows] = d.topk(min(k, own.shape[0]), dim=1, largest=False).values.mean(dim=1).double().cpu()
+            for part in rows.split(step):
+                out[part] = table.mean_distance(mu[part.to(mu.device)][None], j).squeeze(0).cpu()
         return out.to(mu.device)
+
+
+#: (query, code) pairs of one distance matrix at most: 32 MB of float64
+_PAIRS = 1 << 22
+#: squared distance given to the padding rows of a condition with fewer codes than the largest:
+#: finite, so that a zero weight times it stays zero
+_FAR = 1e30
+
+
+@dataclass(frozen=True)
+class NeighbourTable:
+    """``LatentCodes`` in fixed shapes, float64: per condition j its codes less their mean
+    ``centres[j]`` (K, d), padded to the largest condition (``codes`` (K, M, d)), their squared
+    norms (``sqnorms`` (K, M), ``_FAR`` at the padding) and ``weights`` (K, k): 1 / k_j on a
+    condition's k_j = min(k, n_j) nearest, 0 beyond."""
+
+    centres: Tensor
+    codes: Tensor
+    sqnorms: Tensor
+    weights: Tensor
+
+    @classmethod
+    def of(cls, latent: LatentCodes, k: int = LATENT_KNN_K) -> NeighbourTable:
+        codes, offsets = latent.codes.double(), latent.offsets.tolist()
+        groups = [codes[a:b] if b > a else codes for a, b in itertools.pairwise(offsets)]
+        width = max(len(g) for g in groups)
+        kk = min(k, width)
+        centres = torch.stack([g.mean(dim=0) for g in groups])
+        padded = torch.zeros(len(groups), width, codes.shape[1], dtype=torch.float64)
+        sqnorms = torch.full((len(groups), width), _FAR, dtype=torch.float64)
+        weights = torch.zeros(len(groups), kk, dtype=torch.float64)
+        for j, g in enumerate(groups):
+            padded[j, :len(g)] = g - centres[j]
+            sqnorms[j, :len(g)] = padded[j, :len(g)].square().sum(dim=1)
+            weights[j, :min(k, len(g))] = 1.0 / min(k, len(g))
+        return cls(centres, padded, sqnorms, weights)
+
+    def mean_distance(self, query: Tensor, conditions: int | slice = slice(None)) -> Tensor:
+        """Mean distance of each code of ``query`` (G, B, d) to its nearest codes of condition g
+        of ``conditions`` (one index, or all of them); (G, B) float64.
+
+        The squared distances are |q|^2 - 2 q.r + |r|^2 of codes less their condition's mean, in
+        float64: a matrix product (the same operations in an ONNX graph) without the cancellation
+        of float32 at nearby codes (``benchmarks/latent_knn_speed.py``)."""
+        sel = slice(conditions, conditions + 1) if isinstance(conditions, int) else conditions
+        device = query.device
+        centres, codes = self.centres[sel].to(device), self.codes[sel].to(device)
+        sqnorms, weights = self.sqnorms[sel].to(device), self.weights[sel].to(device)
+        q = query.double() - centres[:, None, :]
+        # |r|^2 - 2 q.r in one product; |q|^2, the same for a row's every code, after the search
+        partial = torch.baddbmm(sqnorms[:, None, :], q, codes.transpose(1, 2), alpha=-2)
+        d2 = partial.topk(weights.shape[1], dim=-1, largest=False).values + q.square().sum(-1, keepdim=True)
+        return (d2.clamp_min(0).sqrt() * weights[:, None, :]).sum(dim=-1)
 
 
 @torch.no_grad()
