@@ -45,8 +45,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     runs = records(args.stores)
-    ours = {(r["dataset"], r["class"], r["seed"]): r for r in runs if r["model"] == args.model}
-    base = {(r["dataset"], r["class"], r["seed"]): r["auc"] for r in runs if r["model"] == args.baseline}
+    ours: dict[tuple, dict] = {}
+    base: dict[tuple, float] = {}
+    for r in runs:  # a (dataset, class, seed) run from the store listed first wins here too
+        run = (r["dataset"], r["class"], r["seed"])
+        if r["model"] == args.model:
+            ours.setdefault(run, r)
+        elif r["model"] == args.baseline:
+            base.setdefault(run, r["auc"])
     scores = args.scores or sorted({s for r in ours.values() for s in r["metrics"]})
     table: dict[str, dict[str, dict]] = defaultdict(dict)
     for dataset in sorted({k[0] for k in ours}):

@@ -27,6 +27,6 @@ def test_list_imports_neither_torch_nor_scikit_learn():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "model     dcvae-prior  dCVAE-prior: Eq. 16 with fixed, separated prior means; scored by " \
-           "recon + the latent Gaussians. (the default)" in lines
+           "recon + the code's kNN distance. (the default)" in lines
     assert sum(line.startswith("model ") for line in lines) == len(all_models())
     assert "score     latent" in lines and "dataset   mnist" in lines

@@ -93,9 +93,26 @@ def _parity(det, path, digits):
 # ------------------------------------------------------------------------------ parity
 def test_dcvae_prior_default_score(digits, tmp_path):
     det = _fit(digits, "dcvae-prior")
-    assert det.anomaly_score_ == "recon+latent"
+    assert det.anomaly_score_ == "recon+latent-knn"
     assert _parity(det, tmp_path / "default.onnx", digits) < RTOL
     assert _parity(_rescore(det, "typical-elbo"), tmp_path / "typical.onnx", digits) < RTOL
+
+
+@pytest.mark.parametrize("model", ["vae", "cvae"])
+def test_latent_knn_carries_the_training_codes_into_the_graph(digits, tmp_path, model):
+    """One condition holds 4 training codes, fewer than k = 20: the graph averages over its 4, as
+    the library does; the unconditional model searches all its codes."""
+    x, c = digits.train.x[:N_TRAIN], digits.train.y[:N_TRAIN].astype(str)
+    rare = np.flatnonzero(c == "3")[4:]
+    keep = np.setdiff1d(np.arange(len(x)), rare)
+    det = AnomalyDetector(model, epochs=1, latent_dim=3, hidden_dims=(16, 8), batch_size=64,
+                          anomaly_score="recon+latent-knn", progress=False)
+    with _no_warning_check():
+        det.fit(x[keep], c=c[keep])
+    counts = np.diff(det.model_.latent_codes.offsets.numpy())
+    assert (counts.min() < 20) == (model == "cvae")
+    assert _parity(det, tmp_path / "lk.onnx", digits) < RTOL
+    assert _parity(_rescore(det, "latent-knn"), tmp_path / "lk-alone.onnx", digits) < RTOL
 
 
 def test_elbo_stays_finite_where_the_decoder_is_sure_of_the_background(digits, tmp_path):
@@ -162,7 +179,7 @@ def test_every_model_and_backbone_scores_as_the_library(digits, tmp_path, model,
 
 
 # ------------------------------------------------------------------------------ refusals
-def test_classical_detectors_ic_elbo_and_latent_knn_are_refused(digits, tmp_path):
+def test_classical_detectors_and_ic_elbo_are_refused(digits, tmp_path):
     knn = AnomalyDetector("knn", progress=False).fit(digits.train.x[:200])
     with pytest.raises(ValueError, match="classical detector"):
         export_onnx(knn, tmp_path / "knn.onnx")
@@ -172,11 +189,6 @@ def test_classical_detectors_ic_elbo_and_latent_knn_are_refused(digits, tmp_path
         det.fit(digits.train.x[:200])
     with pytest.raises(ValueError, match="PNG compression"):
         export_onnx(det, tmp_path / "ic.onnx")
-    det.set_params(anomaly_score="latent-knn")
-    with _no_warning_check():
-        det.fit(digits.train.x[:200])
-    with pytest.raises(ValueError, match=r"needs \['latent-knn'\], which the ONNX export does not compute"):
-        export_onnx(det, tmp_path / "lk.onnx")
     assert not any(tmp_path.glob("*.onnx"))
 
 
