@@ -18,6 +18,7 @@ pytest.importorskip("onnxscript")
 
 import onnx  # noqa: E402
 from cli.test_cli import _ok, _run, _user_error  # noqa: E402
+from real_data import mnist  # noqa: E402
 
 from dcvae.data import load_dataset  # noqa: E402
 from dcvae.detector import AnomalyDetector  # noqa: E402
@@ -72,20 +73,24 @@ def _atol(det, mode):
     return RTOL * sum(max(1.0, abs(mean)) / sd for mean, sd in fitted.stats.values())
 
 
-def _parity(det, path, digits):
+def _parity(det, path, data, n_test=N_TEST):
     """Max relative difference over both modes; asserts scores and flags. Relative to the score,
-    floored at 1 (a base score) or at the tolerance scale of ``_atol`` (a standardised score, which
-    crosses zero and divides each base's float32 rounding by its sd): |d| / max(|ref|, scale)."""
+    floored at 1 (a base score), at the tolerance scale of ``_atol`` (a standardised score, which
+    crosses zero and divides each base's float32 rounding by its sd) or at the magnitude of its
+    terms (``latent``): |d| / max(|ref|, scale)."""
     export_onnx(det, path)
     runtime = OnnxDetector(path)
-    x, names = digits.test.x[:N_TEST], digits.test.y[:N_TEST].astype(str)
+    x, names = data.test.x[:n_test], data.test.y[:n_test].astype(str)
     worst = 0.0
     for c, mode in ((None, "marginal"), (names, "given")):
         ref, got = det.decision_function(x, c), runtime.decision_function(x, c)
-        np.testing.assert_allclose(got, ref, rtol=RTOL, atol=_atol(det, mode))
         scale = _atol(det, mode) / RTOL
+        if det.anomaly_score_ == "latent":  # 0.5 (Mahalanobis + log det S_c + d log 2 pi): where
+            # log det S_c < 0 the terms' magnitude is score + |log det S_c|, and float32 rounds them
+            logdets = det.model_.latent_gaussians.logdets.numpy().astype(np.float64)
+            scale = np.maximum(1.0, np.abs(ref) + max(0.0, float(-logdets.max())))
         worst = max(worst, float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), scale))))
-        clear = np.abs(ref - det.thresholds_[mode]) > _atol(det, mode) + RTOL * np.abs(ref)
+        clear = np.abs(ref - det.thresholds_[mode]) > RTOL * (scale + np.abs(ref))
         np.testing.assert_array_equal(runtime.predict(x, c)[clear], det.predict(x, c)[clear])
     return worst
 
@@ -163,17 +168,24 @@ def test_dynamic_batch_and_the_metadata(digits, tmp_path):
 LATENT_GRAPHS = {"vae", "cvae", "dcvae"}
 
 
+@pytest.fixture(scope="module")
+def real_mnist():
+    return mnist()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["mlp", "conv"])
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_every_model_and_backbone_scores_as_the_library(digits, tmp_path, model, backbone):
-    det = _fit(digits, model, backbone)
-    worst = {det.anomaly_score_: _parity(det, tmp_path / "default.onnx", digits)}
+def test_every_model_and_backbone_scores_as_the_library(real_mnist, tmp_path, model, backbone):
+    """1,000 real MNIST test images (the issue's check), models of 1 epoch on 300 training images."""
+    det = _fit(real_mnist, model, backbone)
+    worst = {det.anomaly_score_: _parity(det, tmp_path / "default.onnx", real_mnist, 1000)}
     # latent too where its graph differs: an unconditional encoder (vae, whose graph beta-vae,
-    # factorvae, rfvae and beta-tcvae share) and conditional ones (dcvae-prior's default has it);
-    # elbo and recon+kl: test_every_base_score_and_combinations
+    # factorvae, rfvae and beta-tcvae share) and conditional ones; elbo, recon+kl and the other
+    # scores: test_every_base_score_and_combinations. latent is a log-density near 0 made of
+    # terms near 30 (README, ONNX export): its tolerance is 1e-5 of those terms, not of the score
     if model in LATENT_GRAPHS:
-        worst["latent"] = _parity(_rescore(det, "latent"), tmp_path / "latent.onnx", digits)
+        worst["latent"] = _parity(_rescore(det, "latent"), tmp_path / "latent.onnx", real_mnist, 1000)
     print(f"\nparity {model} {backbone}: " + ", ".join(f"{s} {v:.2g}" for s, v in worst.items()))
     assert max(worst.values()) < RTOL
 

@@ -1,7 +1,9 @@
-"""Model directories saved by dcvae 0.1.0 load with this version and score exactly as 0.1.0 did.
+"""Model directories saved by dcvae 0.1.0 load with this version and score as 0.1.0 did.
 
 The expected scores were computed by 0.1.0 itself when the fixtures were made (see
-tests/fixtures/v0_1/README.md), never by the code under test. Retraining the same settings from
+tests/fixtures/v0_1/README.md), never by the code under test. They agree to float32 rounding
+(``SAME``): they were computed on an AMD CPU, and another CPU's matrix kernels (Intel with
+AVX-512, measured) move a score's last bit. Retraining the same settings from
 scratch gives the same model again: the objective did not change either.
 """
 
@@ -19,6 +21,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "v0_1"
 EXPECTED = json.loads((FIXTURES / "expected_scores.json").read_text())
 IMAGE_MODELS = sorted(name for name in EXPECTED if name != "dcvae-tabular")
 BASES = ("recon", "elbo", "kl", "prior")
+SAME = {"rtol": 1e-6, "atol": 1e-6}  # a few float32 ulps; a changed score moves far more
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +39,10 @@ def test_a_model_saved_by_0_1_scores_as_0_1_did(name, digits):
     det = AnomalyDetector.load(FIXTURES / name)
     x = np.load(FIXTURES / "tabular_query.npy") if name == "dcvae-tabular" else x_te
     assert det.thresholds_ == expected["thresholds"]
-    np.testing.assert_array_equal(det.decision_function(x), expected["decision_marginal"])
+    np.testing.assert_allclose(det.decision_function(x), expected["decision_marginal"], **SAME)
     if "decision_given" in expected:
         given = np.array(["site-b"] * 20) if name == "dcvae-tabular" else c_te
-        np.testing.assert_array_equal(det.decision_function(x, given), expected["decision_given"])
+        np.testing.assert_allclose(det.decision_function(x, given), expected["decision_given"], **SAME)
     if name == "dcvae-tabular":
         return
     model = det.model_
@@ -48,8 +51,8 @@ def test_a_model_saved_by_0_1_scores_as_0_1_did(name, digits):
     for mode, c in (("marginal", None), ("given", index)):
         table = score_table(model, x, c, scores=BASES)
         for base in BASES:
-            np.testing.assert_array_equal(table[base], expected[f"bases_{mode}"][base],
-                                          err_msg=f"{name} {mode} {base}")
+            np.testing.assert_allclose(table[base], expected[f"bases_{mode}"][base], **SAME,
+                                       err_msg=f"{name} {mode} {base}")
 
 
 def test_renamed_settings_of_0_1_files_are_read_under_their_new_names():

@@ -180,7 +180,7 @@ def test_discriminator_learns_to_spot_dependent_latents(name):
     z = torch.cat([base, base], dim=1)
     out = model(torch.rand(256, 1, 8, 8))
     out.z = z
-    for _ in range(300):
+    for _ in range(100):  # accuracy 0.98 by then (0.95 at 60 steps)
         loss, terms = model.secondary_loss(out)
         opt.zero_grad()
         loss.backward()
