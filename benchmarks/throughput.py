@@ -243,6 +243,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput.json"))
     args = parser.parse_args()
     dev = args.device
+    if "peers" not in args.skip:  # fail now, not after the library's runs
+        import importlib.util
+
+        missing = [m for m in ("pythae", "pyod") if importlib.util.find_spec(m) is None]
+        if missing:
+            parser.error(f"the peers {missing} are not installed: pip install {' '.join(missing)}, "
+                         "or pass --skip peers")
     fmnist = load_dataset("fmnist")
     x, y = fmnist.train.x[:args.train_samples], fmnist.train.y[:args.train_samples]
     x_test = fmnist.test.x
