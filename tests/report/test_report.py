@@ -264,6 +264,8 @@ def test_without_saved_models_the_last_reports_model_figures_are_kept(results_2d
     assert len(kept) == 2 * len(MODEL_FIGURES) and all(a == b != "0" for a, b in kept)
     assert "held-out class '0'" in old_markdown and "held-out class '0'" in markdown  # captions kept
     assert paths["html"].read_text().count("<img ") == 8
+    # written again, still without models: each caption says it once, not once per report
+    assert write_report(copy)["markdown"].read_text() == markdown
 
 
 def test_without_saved_models_or_earlier_figures_the_model_figures_are_skipped(results_2d, tmp_path):

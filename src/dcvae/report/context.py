@@ -64,6 +64,10 @@ def _captions(report: Path) -> dict[str, str]:
     return {name: caption for caption, name in _MARKDOWN_IMAGE.findall(text)}
 
 
+#: how a kept figure's caption says so (once, however often the report is written again)
+KEPT = "(Kept from an earlier report: "
+
+
 @dataclass
 class _Context:
     """The records and the caches the sections share (datasets, detectors, posteriors)."""
@@ -130,8 +134,9 @@ class _Context:
         kept = []
         for name, caption in self.previous_figures.items():
             if name.startswith(prefix) and name not in self.shown_figures:
+                caption = caption.split(KEPT)[0].rstrip()  # kept once before: say it once
                 text = f"{caption} " if caption else ""
-                kept.append(self.figure(self.figures / name, f"{text}(Kept from an earlier report: {why}.)"))
+                kept.append(self.figure(self.figures / name, f"{text}{KEPT}{why}.)"))
         return kept
 
     def finish(self) -> None:
