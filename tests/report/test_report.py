@@ -141,6 +141,26 @@ def test_table_one_means_are_the_records_means_next_to_the_paper(results_2d):
     assert {row["runs"] for row in detail} == {"2 of 10 cls × 2 seeds (partial)"}
 
 
+def test_a_headline_read_in_place_of_the_grids_first_score(results_2d, tmp_path):
+    """--headline elbo: Table I shows each run's elbo AUC, as if the grid had listed elbo first;
+    the records on disk are untouched; a score no run recorded is one clear error."""
+    copy = _copy(results_2d[0], tmp_path)
+    before = (copy / "results.jsonl").read_bytes()
+    markdown = write_report(copy, headline=("elbo",))["markdown"].read_text()
+    records = ResultStore(copy).records()
+    assert (copy / "results.jsonl").read_bytes() == before
+    rows = {row["Model"]: row for row in _table_after(markdown, "## Table I")}
+    for model, name in (("vae", "VAE"), ("cvae", "CVAE"), ("dcvae", "dCVAE")):
+        elbo = [r["metrics"]["elbo"]["auc"] for r in records
+                if r["model"] == model and r["protocol"] == "leave-one-out"]
+        recon = [r["auc"] for r in records if r["model"] == model and r["protocol"] == "leave-one-out"]
+        assert elbo != recon  # the headline did change
+        assert rows[name]["digits ours"].strip("*") == f"{100 * np.mean(elbo):.2f} ± {100 * np.std(elbo):.2f}"
+    assert "Headline score: `elbo`" in markdown and "--headline elbo" in markdown
+    with pytest.raises(ValueError, match=r"--headline \['latent-knn'\]: no record"):
+        write_report(copy, headline=("latent-knn",))
+
+
 def test_records_of_runs_no_longer_in_the_grid_leave_the_tables(results_2d, tmp_path):
     """After the config changes (here: seed 1 dropped), the store keeps the old records, but the
     tables describe the grid as it is now and say what they left out."""

@@ -77,9 +77,12 @@ def benchmark(config: Path, out: Path, executor: str, workers: int, threads: int
               help="Where dataset files are looked for first (the figures need the test images).")
 @click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Test images (a seeded subsample) behind each latent-space figure.")
+@click.option("--headline", "headline", multiple=True, metavar="SCORE",
+              help="Read SCORE as the headline of every run that recorded it, in place of its grid's "
+                   "first score (e.g. a model's new default). Repeatable: a run takes the first it has.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def report(directory: Path, benchmark_command: str | None, data_dir: Path | None,
-           max_samples: int, quiet: bool) -> None:
+           max_samples: int, headline: tuple[str, ...], quiet: bool) -> None:
     """Write DIRECTORY/report.md and report.html (Table I side by side, figures) from benchmark results."""
     from dcvae.report import write_report
 
@@ -89,7 +92,7 @@ def report(directory: Path, benchmark_command: str | None, data_dir: Path | None
         click.echo(f"report [{index + 1}/{total}] {section} ({time.perf_counter() - start:.0f} s)", err=True)
 
     paths = write_report(directory, command=benchmark_command, max_figure_samples=max_samples,
-                         data_dir=data_dir, progress=None if quiet else show)
+                         data_dir=data_dir, progress=None if quiet else show, headline=headline)
     figures = len(list(paths["figures"].glob("*.png")))
     click.echo(f"wrote {paths['markdown']} and {paths['html']} ({figures} figures in "
                f"{paths['figures']}) in {time.perf_counter() - start:.0f} s")

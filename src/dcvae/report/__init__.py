@@ -42,7 +42,8 @@ from dcvae.report.tables import one_class_section, score_choice_section, table_o
 
 def write_report(directory: str | Path, *, command: str | None = None, max_figure_samples: int = 2000,
                  data_dir: str | Path | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Path]:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 headline: tuple[str, ...] = ()) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into a benchmark results directory.
 
     command: the ``dcvae benchmark`` command that produced the directory, shown in the header
@@ -51,6 +52,8 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
         choice of the manifold's two dimensions.
     data_dir: where dataset files are looked for first (the figures need the test images).
     progress: called before each section with its name, its index and the number of sections.
+    headline: scores to read as each run's headline where the run recorded one (the first of them
+        it recorded), in place of its grid's first score, e.g. a model's new default score.
 
     Returns the paths under the keys ``markdown``, ``html`` and ``figures``.
     Raises FileNotFoundError (no directory or no results.jsonl) or ValueError (no records).
@@ -58,7 +61,7 @@ def write_report(directory: str | Path, *, command: str | None = None, max_figur
     if max_figure_samples < 10:
         raise ValueError(f"max_figure_samples must be at least 10, got {max_figure_samples}")
     ctx = _Context.open(Path(directory), data_dir=data_dir, max_samples=max_figure_samples,
-                        load=load_dataset)
+                        load=load_dataset, headline=tuple(headline))
     _drop_superseded(ctx)
     detection = ctx.detection  # a store of factors runs alone has no detection to report
     sections: list[tuple[str, Callable[[], list[Block]], bool]] = [  # name, builder, detection only

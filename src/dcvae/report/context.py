@@ -81,6 +81,7 @@ class _Context:
     max_samples: int
     labels: dict[str, str] = field(default_factory=dict)  # record key → row label
     superseded: list[dict[str, Any]] = field(default_factory=list)  # records of runs no longer in the grid
+    preferred_headline: tuple[str, ...] = ()  # write_report's headline: read in place of the grids'
     _datasets: dict[str, DatasetSplits | str] = field(default_factory=dict)
     _detectors: dict[str, AnomalyDetector | str] = field(default_factory=dict)
     _encoded: dict[str, Explanation] = field(default_factory=dict)
@@ -91,7 +92,7 @@ class _Context:
 
     @classmethod
     def open(cls, directory: Path, *, data_dir: str | Path | None, max_samples: int,
-             load: Callable[..., DatasetSplits] = load_dataset) -> _Context:
+             load: Callable[..., DatasetSplits] = load_dataset, headline: tuple[str, ...] = ()) -> _Context:
         if not directory.is_dir():
             raise FileNotFoundError(f"results directory {directory} does not exist")
         if (directory / RESULTS_FILE).exists() and not (directory / RESULTS_FILE).is_file():
@@ -107,6 +108,12 @@ class _Context:
                           f"without the fields {list(RECORD_FIELDS)}", stacklevel=2)
         if not records:
             raise ValueError(f"{directory / RESULTS_FILE} holds no complete result records")
+        if headline:
+            unknown = [s for s in headline if not any(s in r.get("metrics", {}) for r in records)]
+            if unknown:
+                raise ValueError(f"--headline {unknown}: no record of {directory / RESULTS_FILE} recorded "
+                                 f"{'that score' if len(unknown) == 1 else 'those scores'}")
+            records = [with_headline(r, headline) for r in records]
         text, raw, problem = "", None, ""
         try:
             text = (directory / CONFIG_COPY).read_text(encoding="utf-8")
@@ -117,6 +124,7 @@ class _Context:
             problem = f"{CONFIG_COPY} is not valid TOML ({err})"
         ctx = cls(directory, records, raw, text, problem, data_dir, max_samples, _load=load)
         ctx.labels = row_labels(records)
+        ctx.preferred_headline = headline
         ctx.figures.mkdir(exist_ok=True)
         # nothing is deleted before the report knows what it can redraw (finish() drops the rest)
         captions = _captions(directory / "report.md")
@@ -252,6 +260,19 @@ def _label_order(ctx: _Context, records: Iterable[dict[str, Any]]) -> list[str]:
     """Row labels in the paper's model order."""
     pairs = {(ctx.labels[r["key"]], r["model"]) for r in records}
     return [label for label, _ in sorted(pairs, key=lambda p: (_model_rank(p[1]), p[0]))]
+
+
+def with_headline(record: dict[str, Any], preferred: tuple[str, ...]) -> dict[str, Any]:
+    """The record with the first of ``preferred`` that it recorded as its headline score (first of
+    its ``scores``, and its ``auc``, ``average_precision`` and ``f1``), as if its grid had listed it
+    first; unchanged when it recorded none of them. Its ROC curve stays the grid's headline's."""
+    metrics = record.get("metrics", {})
+    score = next((s for s in preferred if s in metrics), None)
+    if score is None or record.get("scores", [None])[0] == score:
+        return record
+    chosen = metrics[score]
+    return {**record, "scores": [score, *(s for s in record.get("scores", []) if s != score)],
+            **{k: chosen.get(k) for k in ("auc", "average_precision", "f1")}}
 
 
 def _datasets(records: Iterable[dict[str, Any]]) -> list[str]:

@@ -22,6 +22,7 @@ def header_section(ctx: _Context, command: str | None) -> list[Block]:
     report_command = f"dcvae report {ctx.directory}" + (f" --data-dir {ctx.data_dir}" if ctx.data_dir else "")
     if ctx.max_samples != 2000:
         report_command += f" --max-samples {ctx.max_samples}"
+    report_command += "".join(f" --headline {score}" for score in ctx.preferred_headline)
     versions = sorted({str(r.get("library_version", "?")) for r in ctx.records})
     finished = len(ctx.ok) + len(ctx.factor_runs)
     items = [

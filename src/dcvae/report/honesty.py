@@ -66,7 +66,10 @@ def _protocol_lines(ctx: _Context) -> list[str]:
     headline = ctx.headline()
     lines.append(f"Headline score: `{headline}`" + (" (Eq. 17, the paper's A)" if headline == "recon" else "")
                  + "; the paper does not say which score its AUCs use, so every recorded score is "
-                 "tabulated above.")
+                 "tabulated above."
+                 + (f" The runs that recorded {', '.join(f'`{s}`' for s in ctx.preferred_headline)} are "
+                    "read with it as their headline (`dcvae report --headline`), in place of their "
+                    "grid's first score." if ctx.preferred_headline else ""))
     return lines
 
 
