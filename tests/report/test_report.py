@@ -157,6 +157,7 @@ def test_a_headline_read_in_place_of_the_grids_first_score(results_2d, tmp_path)
         assert elbo != recon  # the headline did change
         assert rows[name]["digits ours"].strip("*") == f"{100 * np.mean(elbo):.2f} ± {100 * np.std(elbo):.2f}"
     assert "Headline score: `elbo`" in markdown and "--headline elbo" in markdown
+    assert "digits: no ROC figure. Not drawn: dCVAE, VAE, CVAE, whose runs stored no curve" in markdown
     with pytest.raises(ValueError, match=r"--headline \['latent-knn'\]: no record"):
         write_report(copy, headline=("latent-knn",))
 

@@ -25,7 +25,7 @@ from dcvae.report.context import (
     plot_text,
     save_png,
 )
-from dcvae.report.document import Block, Heading, Table
+from dcvae.report.document import Block, Heading, Paragraph, Table
 
 # ============================================================================ 3. per-class AUC
 
@@ -103,6 +103,7 @@ def roc_section(ctx: _Context) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Mean ROC curves (leave-one-out)")]
     for d in _datasets(loo):
         curves: dict[str, tuple[np.ndarray, float, int]] = {}
+        without: list[str] = []  # rows whose headline has no stored curve (read with --headline)
         for label in _label_order(ctx, [r for r in loo if r["dataset"] == d]):
             runs = [r for r in loo if r["dataset"] == d and ctx.labels[r["key"]] == label]
             tprs = [r["metrics"][r["scores"][0]]["roc_tpr"] for r in runs
@@ -110,7 +111,13 @@ def roc_section(ctx: _Context) -> list[Block]:
             if tprs:
                 curves[label] = (np.mean(np.asarray(tprs, dtype=float), axis=0),
                                  float(np.mean(_aucs(runs) or [np.nan])), len(tprs))
+            else:
+                without.append(label)
+        missing = (f"Not drawn: {', '.join(without)}, whose runs stored no curve of their headline "
+                   "score (a run keeps the curve of its grid's first score only)." if without else "")
         if not curves:
+            if without:
+                blocks.append(Paragraph(f"{dataset_name(d)}: no ROC figure. {missing}"))
             continue
         path = ctx.figures / f"roc-{_slug(d)}.png"
         fig = Figure(figsize=(4.6 if len(curves) <= 4 else 7.8, 4.4), layout="constrained")
@@ -125,5 +132,6 @@ def roc_section(ctx: _Context) -> list[Block]:
         _legend(fig, ax, len(curves), "lower right")
         save_png(fig, path)
         blocks.append(ctx.figure(path, f"{dataset_name(d)}: mean of the runs' ROC curves (TPR at 51 fixed "
-                                  f"FPRs), headline score `{ctx.headline()}`; dashed = chance."))
+                                  f"FPRs), headline score `{ctx.headline()}`; dashed = chance."
+                                  + (f" {missing}" if missing else "")))
     return blocks
