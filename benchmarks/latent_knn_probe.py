@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, nargs="+", required=True)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beta", type=float, default=PARAMS["beta"], help="dCVAE-prior's KL weight")
+    parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     train = load_dataset(args.dataset).train
@@ -87,7 +89,8 @@ def main() -> None:
 
         # the calibration carve is given, so that the latent kNN is standardised on the same images
         det = AnomalyDetector("dcvae-prior", epochs=args.epochs, seed=args.seed, progress=False,
-                              params=PARAMS, latent_dim=16, batch_size=128, lr=1e-3, patience=0)
+                              params={**PARAMS, "beta": args.beta}, latent_dim=args.latent_dim,
+                              batch_size=128, lr=1e-3, patience=0)
         det.fit(x_fit, c=c_fit, validation=(x_cal, c_cal), training_scores=False)
         row: dict[str, float | int] = {"class": held}
         bases = ("recon", "latent", "latent-knn")
@@ -109,6 +112,7 @@ def main() -> None:
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     print("mean", " ".join(f"{k}={v:.4f}" for k, v in mean.items()))
     result = {"dataset": args.dataset, "classes": args.classes, "epochs": args.epochs, "seed": args.seed,
+              "beta": args.beta, "latent_dim": args.latent_dim,
               "rows": rows, "mean": mean,
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")

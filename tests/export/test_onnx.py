@@ -104,7 +104,7 @@ def test_dcvae_prior_default_score(digits, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["vae", "cvae"])
-def test_latent_knn_carries_the_training_codes_into_the_graph(digits, tmp_path, model):
+def test_latent_knn_carries_the_training_codes_into_the_graph(digits, tmp_path, model, monkeypatch):
     """One condition holds 4 training codes, fewer than k = 20: the graph averages over its 4, as
     the library does; the unconditional model searches all its codes."""
     x, c = digits.train.x[:N_TRAIN], digits.train.y[:N_TRAIN].astype(str)
@@ -118,6 +118,14 @@ def test_latent_knn_carries_the_training_codes_into_the_graph(digits, tmp_path, 
     assert (counts.min() < 20) == (model == "cvae")
     assert _parity(det, tmp_path / "lk.onnx", digits) < RTOL
     assert _parity(_rescore(det, "latent-knn"), tmp_path / "lk-alone.onnx", digits) < RTOL
+    # a large code table makes the runtime run fewer rows at once (the file says how many)
+    import dcvae.export.exporter as exporter
+
+    k, width = det.model_.latent_codes.table.codes.shape[:2]
+    monkeypatch.setattr(exporter, "_DISTANCES_PER_RUN", 7 * k * width)
+    assert _parity(det, tmp_path / "lk7.onnx", digits) < RTOL
+    assert OnnxDetector(tmp_path / "lk7.onnx").rows_per_run == 7
+    assert OnnxDetector(tmp_path / "lk.onnx").rows_per_run == 512
 
 
 def test_elbo_stays_finite_where_the_decoder_is_sure_of_the_background(digits, tmp_path):

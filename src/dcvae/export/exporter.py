@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from dcvae import __version__
 from dcvae.export.format import FORMAT, FORMAT_KEY, FORMAT_VERSION, INPUT_NAME, OPSET, OUTPUTS
+from dcvae.export.runtime import CHUNK
 from dcvae.io.atomic import atomic_write
 from dcvae.models.base import VAE
 from dcvae.scoring.family import CORRECTED, FittedScore, parse_score
@@ -143,7 +144,22 @@ def metadata(detector: AnomalyDetector) -> dict[str, str]:
         "dcvae.threshold.given": repr(float(detector.thresholds_[GIVEN])),
         "dcvae.threshold.marginal": repr(float(detector.thresholds_[MARGINAL])),
         "dcvae.opset": str(OPSET),
+        "dcvae.rows_per_run": str(rows_per_run(model, parse_score(detector.anomaly_score_).bases)),
     }
+
+
+#: float64 elements of latent-knn's distance matrix in one run of the graph at most (128 MB)
+_DISTANCES_PER_RUN = 1 << 24
+
+
+def rows_per_run(model: VAE, bases: tuple[str, ...]) -> int:
+    """Rows the runtime gives the graph at once: its ``CHUNK``, fewer where latent-knn's distances
+    from every row under each condition to that condition's codes (rows × K × codes) would pass
+    128 MB."""
+    if "latent-knn" not in bases:
+        return CHUNK
+    k, width = model.latent_codes.table.codes.shape[:2]
+    return max(1, min(CHUNK, _DISTANCES_PER_RUN // (k * width)))
 
 
 def export_onnx(detector: AnomalyDetector, path: str | os.PathLike[str]) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 from dcvae.export.format import FORMAT, FORMAT_KEY, FORMAT_VERSION, INPUT_NAME, MIN_OPSET, OUTPUTS
 
 _CHANNELS = (1, 3)
-#: rows per run of the graph
+#: rows per run of the graph when its file does not say (``dcvae.rows_per_run``)
 CHUNK = 512
 
 
@@ -88,6 +88,8 @@ class OnnxDetector:
         self.model_name = meta.get("dcvae.model", "")
         self.score_name = meta.get("dcvae.score", "")
         self.threshold_ = self.thresholds_["marginal"]
+        rows = meta.get("dcvae.rows_per_run", "")
+        self.rows_per_run = int(rows) if rows.isdigit() and int(rows) > 0 else CHUNK
 
     # ------------------------------------------------------------------------------ scoring
     def decision_function(self, X: Any, c: Any = None) -> np.ndarray:
@@ -95,8 +97,9 @@ class OnnxDetector:
         x = self.check_inputs(X)
         # in chunks: a graph's intermediate arrays (latent-knn's distances to every training code)
         # grow with its batch
-        runs = [self.session.run(list(OUTPUTS), {INPUT_NAME: _graph_input(x[i:i + CHUNK])})
-                for i in range(0, max(len(x), 1), CHUNK)]
+        step = self.rows_per_run
+        runs = [self.session.run(list(OUTPUTS), {INPUT_NAME: _graph_input(x[i:i + step])})
+                for i in range(0, max(len(x), 1), step)]
         marginal = np.concatenate([r[0] for r in runs])
         per_condition = np.concatenate([r[1] for r in runs])
         if c is None:
