@@ -152,6 +152,35 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
         _trainer().fit(_data(), checkpoint=tmp_path / "missing.safetensors", resume=True)
 
 
+@pytest.mark.parametrize("damage,message", [
+    ("empty step", "does not fit this model: .*optimiser's 'step' has shape \\(0,\\)"),
+    ("wrong shape", "does not fit this model: .*optimiser's 'exp_avg' has shape"),
+    ("nan moment", "tensor 'optim/primary/.*/exp_avg' holds NaN or infinite values")])
+def test_optimiser_state_that_does_not_fit_its_parameters_is_refused_on_resume(tmp_path, damage,
+                                                                               message):
+    """torch loads such a state and fails later, deep in Adam's update ('a Tensor with 0 elements
+    cannot be converted to Scalar', found by the hostile-file test)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "ck.safetensors"
+    _trainer(epochs=2).fit(_data(), checkpoint=path)
+    with safe_open(str(path), "pt") as fh:
+        names = fh.keys()  # safe_open is not iterable
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in names}
+    step = next(k for k in tensors if k.startswith("optim/primary/") and k.endswith("/step"))
+    moment = step.replace("/step", "/exp_avg")
+    if damage == "empty step":
+        tensors[step] = torch.zeros(0)
+    elif damage == "wrong shape":
+        tensors[moment] = torch.zeros(tensors[moment].numel() + 1)
+    else:
+        tensors[moment] = torch.full_like(tensors[moment], float("nan"))
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match=rf"{path.name}.*{message}"):
+        _trainer(epochs=2).fit(_data(), checkpoint=path, resume=True)
+
+
 def test_a_corrupt_or_foreign_checkpoint_is_refused(tmp_path):
     path = tmp_path / "ck.safetensors"
     path.write_bytes(b"\x80\x04garbage")

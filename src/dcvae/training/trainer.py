@@ -184,6 +184,7 @@ class Trainer:
                 raise ValueError("its best weights do not match the model's tensors")
             for name, optimizer in self._optimizers().items():
                 optimizer.load_state_dict(state.optimizers[name])
+                _check_optimizer_state(name, optimizer)
             torch.set_rng_state(state.rng["torch"])
             shuffler.set_state(state.rng["shuffler"])
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as err:
@@ -255,3 +256,18 @@ def _epoch_line(record: dict[str, Any], epochs: int) -> None:
     held_out = f", validation loss {validation['loss']:.4g}" if validation else ""
     print(f"epoch {record['epoch']}/{epochs}: loss {record['train']['loss']:.4g}{held_out} "
           f"({record['seconds']:.1f} s)", file=sys.stderr, flush=True)
+
+
+def _check_optimizer_state(name: str, optimizer: torch.optim.Optimizer) -> None:
+    """A loaded optimiser state whose tensors fit their parameters (each one a scalar, like Adam's
+    step, or of its parameter's shape); ValueError otherwise. torch does not check, and fails
+    later, deep in the update (a damaged checkpoint found it). ``load_checkpoint`` has already
+    refused non-finite tensors."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if not isinstance(value, torch.Tensor):
+                    continue
+                if value.numel() != 1 and value.shape != param.shape:
+                    raise ValueError(f"its {name} optimiser's {key!r} has shape {tuple(value.shape)} "
+                                     f"for a parameter of shape {tuple(param.shape)}")
