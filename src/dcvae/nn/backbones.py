@@ -29,6 +29,11 @@ class Backbone:
     decoder: nn.Module
 
 
+def _with_condition(h: Tensor, c_onehot: Tensor) -> Tensor:
+    """h ⊕ c; h itself when there is no condition (a concatenation would copy the batch)."""
+    return h if c_onehot.shape[1] == 0 else torch.cat([h, c_onehot], dim=1)
+
+
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -59,7 +64,7 @@ class MLPEncoder(ConditionalEncoder):
         self.net = _mlp([self.n_inputs + n_conditions, *hidden, 2 * latent_dim])
 
     def forward(self, x: Tensor, c_onehot: Tensor) -> Tensor:
-        return self.net(torch.cat([x.flatten(1), c_onehot], dim=1))
+        return self.net(_with_condition(x.flatten(1), c_onehot))
 
     def condition_free(self, x: Tensor) -> Tensor:
         """The first layer's pre-activation without the condition's columns (bias included)."""
@@ -68,6 +73,8 @@ class MLPEncoder(ConditionalEncoder):
 
     def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
         """Adds the condition's columns of the first layer, then runs the remaining layers."""
+        if c_onehot.shape[1] == 0:  # an unconditional encoder: nothing to add
+            return self.net[1:](h)
         first = cast(nn.Linear, self.net[0])
         return self.net[1:](h + F.linear(c_onehot, first.weight[:, self.n_inputs:]))
 
@@ -82,7 +89,7 @@ class MLPDecoder(nn.Module):
         self.net = _mlp([latent_dim + n_conditions, *reversed(hidden), math.prod(input_shape)])
 
     def forward(self, z: Tensor, c_onehot: Tensor) -> Tensor:
-        out = self.net(torch.cat([z, c_onehot], dim=1))
+        out = self.net(_with_condition(z, c_onehot))
         return out.view(-1, *self.input_shape)
 
 
@@ -114,7 +121,7 @@ class ConvEncoder(ConditionalEncoder):
         return self.features(x)
 
     def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
-        return self.head(torch.cat([h, c_onehot], dim=1))
+        return self.head(_with_condition(h, c_onehot))
 
 
 class ConvDecoder(nn.Module):
@@ -139,7 +146,7 @@ class ConvDecoder(nn.Module):
         )
 
     def forward(self, z: Tensor, c_onehot: Tensor) -> Tensor:
-        h = self.head(torch.cat([z, c_onehot], dim=1))
+        h = self.head(_with_condition(z, c_onehot))
         return self.deconv(h.view(-1, *self.grid))
 
 
