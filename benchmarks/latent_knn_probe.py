@@ -17,6 +17,9 @@ image is read). Per class:
 
     python benchmarks/latent_knn_probe.py --dataset fmnist --classes 0 1 2 3 4 5 6 7 8 9 \\
         --out benchmarks/results/latent_knn_probe_fmnist.json   # and the same with mnist
+
+``--beta``, ``--latent-dim`` and ``--backbone`` change dCVAE-prior's settings for a probe of another
+choice (``_beta5``, ``_latent32`` and ``_conv`` results), the rest staying as above.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beta", type=float, default=PARAMS["beta"], help="dCVAE-prior's KL weight")
     parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--backbone", choices=("mlp", "conv"), default="mlp")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     train = load_dataset(args.dataset).train
@@ -90,7 +94,7 @@ def main() -> None:
         # the calibration carve is given, so that the latent kNN is standardised on the same images
         det = AnomalyDetector("dcvae-prior", epochs=args.epochs, seed=args.seed, progress=False,
                               params={**PARAMS, "beta": args.beta}, latent_dim=args.latent_dim,
-                              batch_size=128, lr=1e-3, patience=0)
+                              backbone=args.backbone, batch_size=128, lr=1e-3, patience=0)
         det.fit(x_fit, c=c_fit, validation=(x_cal, c_cal), training_scores=False)
         row: dict[str, float | int] = {"class": held}
         bases = ("recon", "latent", "latent-knn")
@@ -113,7 +117,7 @@ def main() -> None:
     print("mean", " ".join(f"{k}={v:.4f}" for k, v in mean.items()))
     result = {"dataset": args.dataset, "classes": args.classes, "epochs": args.epochs, "seed": args.seed,
               "beta": args.beta, "latent_dim": args.latent_dim,
-              "rows": rows, "mean": mean,
+              "backbone": args.backbone, "rows": rows, "mean": mean,
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
 
