@@ -8,6 +8,10 @@ training images), its mean test AUC, the baseline's mean test AUC over the same 
 
     python benchmarks/paired_scores.py benchmarks/results/latent_knn10 --model dcvae-prior \\
         --baseline knn --out benchmarks/results/latent_knn10_paired.json
+
+``--baseline-store`` reads the baseline's runs from another store, so that the baseline may be the
+same model trained otherwise (dCVAE-prior with the conv backbone against the MLP), and
+``--baseline-score`` pairs against one of its recorded scores instead of its headline.
 """
 
 from __future__ import annotations
@@ -42,17 +46,21 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--baseline", required=True)
     parser.add_argument("--scores", nargs="*", help="default: every score the model's records hold")
+    parser.add_argument("--baseline-store", type=Path,
+                        help="read the baseline's runs from this store only (default: the stores)")
+    parser.add_argument("--baseline-score", help="the baseline's recorded score (default: its headline)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     runs = records(args.stores)
     ours: dict[tuple, dict] = {}
     base: dict[tuple, float] = {}
     for r in runs:  # a (dataset, class, seed) run from the store listed first wins here too
-        run = (r["dataset"], r["class"], r["seed"])
         if r["model"] == args.model:
-            ours.setdefault(run, r)
-        elif r["model"] == args.baseline:
-            base.setdefault(run, r["auc"])
+            ours.setdefault((r["dataset"], r["class"], r["seed"]), r)
+    for r in records([args.baseline_store]) if args.baseline_store else runs:
+        if r["model"] == args.baseline and (args.baseline_store or r["model"] != args.model):
+            auc = r["metrics"][args.baseline_score]["auc"] if args.baseline_score else r["auc"]
+            base.setdefault((r["dataset"], r["class"], r["seed"]), auc)
     scores = args.scores or sorted({s for r in ours.values() for s in r["metrics"]})
     table: dict[str, dict[str, dict]] = defaultdict(dict)
     for dataset in sorted({k[0] for k in ours}):
@@ -76,7 +84,9 @@ def main() -> None:
             print(f"{dataset:15s} {score:26s} val {val_text}  test {row['auc'] * 100:6.2f}  "
                   f"{args.baseline} {row['baseline_auc'] * 100:6.2f}  {row['difference'] * 100:+6.2f}  "
                   f"{row['wins']}/{row['ties']}/{row['losses']}  p {row['p']:.2g}  ({len(pairs)} runs)")
-    result = {"model": args.model, "baseline": args.baseline, "table": table,
+    result = {"model": args.model, "baseline": args.baseline,
+              "baseline_store": args.baseline_store and args.baseline_store.as_posix(),
+              "baseline_score": args.baseline_score, "table": table,
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
 
