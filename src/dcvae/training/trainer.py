@@ -54,15 +54,16 @@ def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
-#: Adam's moments of a weight whose gradient is (almost) always zero, such as a first-layer weight
-#: of a pixel that is never inked, decay geometrically into the subnormal floats, where each
-#: operation on them takes a slow microcode path on x86 CPUs: on MNIST a step slowed by 38% from
-#: the fourth epoch on, with 150,000-180,000 subnormal first moments. Moments below these floors
-#: move a weight by less than lr·1e-22 per step (second moment: sqrt(v) is then below float32's
-#: resolution of eps), so they are set to zero every ``_DROP_EVERY`` steps, before they reach the
-#: subnormals: a first moment takes about 170 steps from 1e-30 to 1.2e-38, a second about 4,400
-#: from 1e-36. (``torch.set_flush_denormal`` is no fix: it sets only the calling thread, not the
-#: OpenMP workers that already exist, and it changes float arithmetic for the whole process.)
+#: Adam's moments of a weight whose gradient is nearly always zero, such as a first-layer weight
+#: of a pixel inked in a few images only, decay geometrically into the subnormal floats between two
+#: gradients, and each operation on a subnormal takes a slow microcode path on x86 CPUs: on MNIST
+#: an epoch took 3.6-3.9 s instead of 2.6-3.0 s from the third on, with up to 218,150 subnormal
+#: first moments (benchmarks/subnormal_moments.py). Moments below these floors move a weight by
+#: less than lr·1e-22 per step (a second moment's square root is then below float32's resolution
+#: of eps), so they are zeroed every ``_DROP_EVERY`` steps, before they reach the subnormals: a
+#: first moment takes about 170 steps from 1e-30 to 1.2e-38, a second about 4,400 from 1e-36.
+#: (``torch.set_flush_denormal`` is no fix: it sets only the calling thread, not the OpenMP
+#: workers that already exist, and it changes float arithmetic for the whole process.)
 _TINY_MOMENTS = {"exp_avg": 1e-30, "exp_avg_sq": 1e-36}
 _DROP_EVERY = 100
 
@@ -219,6 +220,9 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = defaultdict(float)
         count = 0
+        # steps counted over the whole fit (so also in epochs shorter than _DROP_EVERY steps),
+        # the same whether the fit was resumed or not
+        before = (epoch - 1) * math.ceil(len(data) / self.config.batch_size)
         for step, (x, c) in enumerate(data.batches(self.config.batch_size, order), start=1):
             x = self.model.prepare(x)
             c = None if c is None else c.to(self.device)
@@ -230,7 +234,7 @@ class Trainer:
             if not math.isfinite(terms["loss"]):
                 raise TrainingDivergedError(epoch, step, terms)
             self.optimizer.step()
-            if step % _DROP_EVERY == 0:
+            if (before + step) % _DROP_EVERY == 0:
                 for optimizer in self._optimizers().values():
                     _drop_tiny_moments(optimizer)
             if self.secondary_optimizer is not None:
