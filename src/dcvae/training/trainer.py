@@ -57,7 +57,7 @@ def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
 #: Adam's moments of a weight whose gradient is nearly always zero, such as a first-layer weight
 #: of a pixel inked in a few images only, decay geometrically into the subnormal floats between two
 #: gradients, and each operation on a subnormal takes a slow microcode path on x86 CPUs: on MNIST
-#: an epoch took 3.6-3.9 s instead of 2.6-3.0 s from the third on, with up to 218,150 subnormal
+#: an epoch took 3.6-4.0 s instead of 2.6-3.1 s from the third on, with up to 218,150 subnormal
 #: first moments (benchmarks/subnormal_moments.py). Moments below these floors move a weight by
 #: less than lr·1e-22 per step (a second moment's square root is then below float32's resolution
 #: of eps), so they are zeroed every ``_DROP_EVERY`` steps, before they reach the subnormals: a
