@@ -26,7 +26,7 @@ def test_list_imports_neither_torch_nor_scikit_learn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert "model     dcvae-prior  dCVAE-prior: Eq. 16 with fixed, separated prior means; scored by " \
-           "recon + the code's kNN distance. (the default)" in lines
+    assert "model     dcvae-prior  dCVAE-prior: Eq. 16, fixed separated prior means, conv on images; " \
+           "recon + code density + kNN. (the default)" in lines
     assert sum(line.startswith("model ") for line in lines) == len(all_models())
     assert "score     latent" in lines and "dataset   mnist" in lines

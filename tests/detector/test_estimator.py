@@ -72,10 +72,11 @@ def test_save_load_gives_identical_scores_and_flags(fitted, digits, tmp_path):
     assert fitted.anomaly_score is None and fitted.anomaly_score_ == "recon"  # the model's default
     # the loaded detector states the resolved settings (the model's defaults, the likelihood chosen)
     def settings(det):
-        resolved = ("params", "likelihood", "anomaly_score")
+        resolved = ("params", "likelihood", "anomaly_score", "backbone")
         return {k: v for k, v in det.get_params().items() if k not in resolved}
 
     assert settings(loaded) == settings(fitted)
+    assert fitted.backbone is None and loaded.backbone == "mlp"  # the VAE's own, resolved on load
     assert loaded.params == {"beta": 1.0, "gamma": 0.0, "prior_components": 1, "prior_means": "learned",
                              "prior_radius": 3.0, "separation": 0.0, "encoder_condition": True}
     assert loaded.anomaly_score == "recon"
@@ -320,3 +321,21 @@ def test_the_detector_samples_by_condition_name(fitted):
     knn = AnomalyDetector("knn", progress=False).fit(np.random.default_rng(0).random((20, 3)))
     with pytest.raises(ValueError, match="classical detector"):
         knn.sample(3)
+
+
+def test_each_model_takes_its_own_backbone_unless_one_is_named(digits, tmp_path):
+    """backbone=None is the model's own: dcvae-prior's "auto" (conv on images, mlp on feature
+    vectors), mlp for the other VAEs; a named one wins; the saved model names the one it ran."""
+    x = digits.train.x[:300]
+    table = np.random.default_rng(0).random((300, 6))
+    fit = {"epochs": 1, "progress": False, "latent_dim": 2, "hidden_dims": (16,)}
+    prior = AnomalyDetector("dcvae-prior", **fit).fit(x)
+    assert prior.model_.config.backbone == "conv"
+    assert AnomalyDetector("dcvae-prior", **fit).fit(table).model_.config.backbone == "mlp"
+    assert AnomalyDetector("vae", **fit).fit(x).model_.config.backbone == "mlp"
+    assert AnomalyDetector("vae", backbone="auto", **fit).fit(x).model_.config.backbone == "conv"
+    assert AnomalyDetector("dcvae-prior", backbone="mlp", **fit).fit(x).model_.config.backbone == "mlp"
+    with pytest.raises(ValueError, match="conv backbone needs images"):
+        AnomalyDetector("dcvae-prior", backbone="conv", **fit).fit(table)
+    prior.save(tmp_path / "prior")
+    assert AnomalyDetector.load(tmp_path / "prior").backbone == "conv"

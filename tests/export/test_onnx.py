@@ -36,7 +36,7 @@ def digits():
     return load_dataset("digits")
 
 
-def _fit(digits, model, backbone="mlp", **kw):
+def _fit(digits, model, backbone: str | None = "mlp", **kw):
     det = AnomalyDetector(model, epochs=1, latent_dim=3, hidden_dims=(16, 8), backbone=backbone,
                           batch_size=64, progress=False, **kw)
     with _no_warning_check():
@@ -97,8 +97,8 @@ def _parity(det, path, data, n_test=N_TEST):
 
 # ------------------------------------------------------------------------------ parity
 def test_dcvae_prior_default_score(digits, tmp_path):
-    det = _fit(digits, "dcvae-prior")
-    assert det.anomaly_score_ == "recon+latent-knn"
+    det = _fit(digits, "dcvae-prior", backbone=None)  # the model's own: conv on images
+    assert det.anomaly_score_ == "recon+latent+latent-knn" and det.model_.config.backbone == "conv"
     assert _parity(det, tmp_path / "default.onnx", digits) < RTOL
     assert _parity(_rescore(det, "typical-elbo"), tmp_path / "typical.onnx", digits) < RTOL
 

@@ -34,7 +34,7 @@ def test_fit_score_save_load_score(model, backbone, digits, tmp_path):
     marginal, given = det.decision_function(test_x), det.decision_function(test_x, test_c)
     assert np.isfinite(marginal).all() and np.isfinite(given).all()
     # The minimum over conditions includes the given one. A score fitted on the validation carve
-    # (dcvae-prior's recon+latent-knn) is standardised with each mode's own statistics, so it holds
+    # (dcvae-prior's recon+latent+latent-knn) is standardised with each mode's own statistics, so it holds
     # for the raw scores only.
     if det.model_.conditional and not parse_score(det.model_.default_score).needs_fit:
         assert (marginal <= given + 1e-9).all()

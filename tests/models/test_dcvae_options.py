@@ -86,6 +86,12 @@ def test_dcvae_prior_is_eq_16_with_the_options_its_study_chose():
     assert issubclass(cls, DCVAE) and cls.regularizer is DCVAE.regularizer  # the same objective
     config = cls.config_class()
     assert (config.prior_means, config.beta, config.encoder_condition) == ("fixed", 1.0, True)
-    assert default_score(cls) == "recon+latent-knn" and default_score(model_class("dcvae")) == "recon"
+    assert default_score(cls) == "recon+latent+latent-knn" and default_score(model_class("dcvae")) == "recon"
+    # the conv backbone on images, the MLP on feature vectors; the SPEC's dCVAE stays on the MLP
+    assert cls.config_class(input_shape=(1, 28, 28)).backbone == "conv"
+    assert cls.config_class(input_shape=(1, 8, 8)).backbone == "conv"
+    assert cls.config_class(input_shape=(1, 3, 3)).backbone == "mlp"  # too small for two stride-2 convs
+    assert cls.config_class(input_shape=(20,)).backbone == "mlp"
+    assert model_class("dcvae").config_class(input_shape=(1, 28, 28)).backbone == "mlp"
     spec = model_class("dcvae").config_class()
     assert (spec.prior_means, spec.beta) == ("learned", 1.0)  # the SPEC's dCVAE keeps its name

@@ -609,3 +609,14 @@ def test_a_store_without_factors_runs_has_no_disentanglement_section(results_2d)
     markdown = results_2d[1]["markdown"].read_text()
     assert "Disentanglement" not in markdown and "disentanglement-" not in markdown
     assert "## Table I, side by side (leave-one-out)" in markdown
+
+
+def test_a_record_names_the_backbone_it_ran_and_an_old_one_the_mlp():
+    """The report reads a run's resolved architecture; a record of dcvae 0.2 (no ``architecture``)
+    ran the MLP unless its grid named a backbone: what the default was then for every model."""
+    from dcvae.report.context import setting
+
+    assert setting({"architecture": {"backbone": "conv"}, "settings": {}}, "backbone") == "conv"
+    assert setting({"settings": {"backbone": "conv"}}, "backbone") == "conv"
+    assert setting({"settings": {}}, "backbone") == "mlp"
+    assert setting({"settings": {"epochs": 7}}, "epochs") == 7

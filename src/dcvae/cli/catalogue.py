@@ -18,8 +18,8 @@ MODELS: dict[str, str] = {
     "beta-tcvae": "beta-TCVAE: -log p(x|z) + alpha·MI + beta·TC + gamma·sum_k KL(q(z_k) || p(z_k)) "
                   "(Chen et al.).",
     "dcvae": "dCVAE: -log p(x|z,c) + beta·sum_i KL(q(z_i|x,c) || r(z_i|c)) [+ gamma·TC(z|c)] (Eq. 16).",
-    "dcvae-prior": "dCVAE-prior: Eq. 16 with fixed, separated prior means; scored by recon + the code's "
-                   "kNN distance.",
+    "dcvae-prior": "dCVAE-prior: Eq. 16, fixed separated prior means, conv on images; recon + code "
+                   "density + kNN.",
     "factorvae": "FactorVAE: -log p(x|z) + KL + gamma·TC, TC = E[D(z)[0] - D(z)[1]] (paper Eq. 4).",
     "rfvae": "RFVAE: -log p(x|z) + sum_j lambda_j·KL_j + gamma·TC_D(r⊙z) + eta_s·sum r + "
              "eta_h·sum H(r_j).",

@@ -6,7 +6,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import numpy as np
@@ -19,7 +19,7 @@ from dcvae.data import DATASETS, load_dataset
 from dcvae.evaluation.protocols import PROTOCOLS
 from dcvae.evaluation.provenance import hardware_summary
 from dcvae.evaluation.run import RunSpec, run_protocol
-from dcvae.models import DEFAULT_MODEL, model_class
+from dcvae.models import DEFAULT_MODEL, VAEConfig, model_class
 from dcvae.scoring import parse_score
 from dcvae.scoring.family import default_score, offered_scores
 from dcvae.tracking import log_record, tracking
@@ -117,8 +117,12 @@ def demo(epochs: int, batch_size: int, seed: int, anomaly_score: str) -> None:
     scores = {m: anomaly_score if anomaly_score and set(parse_score(anomaly_score).bases)
               <= set(offered_scores(model_class(m))) else default_score(model_class(m))
               for m in DEMO_MODELS}
-    click.echo(f"leave-one-out on {data.name}: train on 9 digits, flag the 10th; MLP backbone, "
-               f"latent 8, {epochs} epochs, marginal mode (no test labels); scores: "
+    # each VAE on its own backbone, as its config resolves it for these images
+    backbones = {m: cast(VAEConfig, model_class(m).config_class(input_shape=data.train.x.shape[1:])).backbone
+                 for m in DEMO_MODELS if m not in CLASSICAL}
+    click.echo(f"leave-one-out on {data.name}: train on 9 digits, flag the 10th; latent 8, {epochs} "
+               "epochs, marginal mode (no test labels); backbones: "
+               + ", ".join(f"{m} {b}" for m, b in backbones.items()) + "; scores: "
                + ", ".join(f"{m} {s}" for m, s in scores.items()))
     click.echo(f"{'held-out':>8}" + "".join(f"  {m:>11}" for m in DEMO_MODELS))
     totals: dict[str, list[float]] = {m: [] for m in DEMO_MODELS}

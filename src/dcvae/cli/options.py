@@ -13,7 +13,7 @@ import click
 from dcvae.cli.inputs import device_option, threads_option
 from dcvae.detector import AnomalyDetector, default_settings
 from dcvae.models import DEFAULT_MODEL, LIKELIHOODS, all_models
-from dcvae.nn import BACKBONES
+from dcvae.nn import AUTO, BACKBONES
 from dcvae.scoring import parse_score
 from dcvae.tracking import DEFAULT_MLFLOW_STORE
 from dcvae.training import PRECISIONS
@@ -66,8 +66,11 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.option("--model", "model", type=click.Choice(sorted(all_models())), default=DEFAULT_MODEL,
                      show_default=True, help="Which model to train: a VAE or a classical detector."),
-        click.option("--backbone", type=click.Choice(sorted(BACKBONES)), default=DEFAULTS["backbone"],
-                     show_default=True),
+        click.option("--backbone", type=click.Choice(sorted((*BACKBONES, AUTO))),
+                     default=DEFAULTS["backbone"],
+                     help="Encoder/decoder: mlp, conv, or auto (conv for images, mlp for feature "
+                          "vectors). Default: the model's own (auto for dcvae-prior, mlp for the "
+                          "other VAEs)."),
         click.option("--latent-dim", type=click.IntRange(min=1), default=DEFAULTS["latent_dim"],
                      show_default=True),
         click.option("--beta", type=float, default=None, help="KL weight (beta-vae, dcvae)."),

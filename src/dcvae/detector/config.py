@@ -63,6 +63,7 @@ def default_settings() -> dict[str, Any]:
                        (DetectorConfig, tuple(f.name for f in dataclasses.fields(DetectorConfig)))):
         defaults = {f.name: f.default for f in dataclasses.fields(cls)}
         out.update({name: defaults[name] for name in names})
+    out["backbone"] = None  # the model's own: each config class says (VAEConfig mlp, dcvae-prior auto)
     return out
 
 

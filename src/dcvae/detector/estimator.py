@@ -118,7 +118,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         ``dcvae.models.DEFAULT_MODEL`` (dcvae-prior); ``"dcvae"`` is the SPEC's dCVAE.
     params: the model's own hyper-parameters, e.g. ``{"beta": 3.0, "gamma": 1.0}`` (see the model's
         config class; ``dcvae list``). In a grid search, ``params__beta`` sets one of them.
-    latent_dim, backbone ("mlp" | "conv"), hidden_dims: the architecture (``VAEConfig``).
+    latent_dim, backbone, hidden_dims: the architecture (``VAEConfig``). backbone: "mlp", "conv",
+        "auto" (conv for images, mlp for feature vectors) or None, the default: the model's own
+        ("auto" for dcvae-prior, "mlp" for the other VAEs).
     likelihood, contamination, validation_fraction, anomaly_score: see ``DetectorConfig`` (the
         score is named ``anomaly_score`` because scikit-learn reserves ``score`` for a method;
         None, the default, is the model's own default score).
@@ -144,7 +146,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, params: dict[str, Any] | None = None,
-                 latent_dim: int = VAEConfig.latent_dim, backbone: str = VAEConfig.backbone,
+                 latent_dim: int = VAEConfig.latent_dim, backbone: str | None = None,
                  hidden_dims: tuple[int, ...] = VAEConfig.hidden_dims,
                  likelihood: str = DetectorConfig.likelihood,
                  epochs: int = TrainConfig.epochs, batch_size: int = TrainConfig.batch_size,
@@ -210,8 +212,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             raise ConfigError(f"unknown hyper-parameter(s) {unknown} for model {self.model!r}; it takes "
                               f"{sorted(fields - set(ARCHITECTURE) - set(FROM_DATA))}")
         # the architecture arguments apply to the models that have one (the VAEs)
-        architecture = {"latent_dim": self.latent_dim, "backbone": self.backbone,
-                        "hidden_dims": _as_list(self.hidden_dims)}
+        architecture = {"latent_dim": self.latent_dim, "hidden_dims": _as_list(self.hidden_dims)}
+        if self.backbone is not None:  # None: the model's config default
+            architecture["backbone"] = self.backbone
         model_params = {**{k: v for k, v in architecture.items() if k in fields}, **params}
         cls.config_class.from_dict(model_params, where=self.model)  # types and ranges
         training = TrainConfig.from_dict({name: getattr(self, name) for name in TRAINING},

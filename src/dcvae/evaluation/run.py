@@ -29,6 +29,7 @@ from dcvae.evaluation.metrics import detection_report, roc_auc, roc_on_grid
 from dcvae.evaluation.protocols import FACTORS, ProtocolSplit, factors_split, make_protocol
 from dcvae.evaluation.provenance import hardware, source_commit
 from dcvae.io.atomic import atomic_write
+from dcvae.models import VAEConfig
 from dcvae.scoring import MARGINAL, calibrate, condition_mode, parse_score
 from dcvae.scoring.family import with_corrected
 from dcvae.training import TrainingDivergedError
@@ -105,6 +106,10 @@ class RunRecord:
     ``dcvae.disentanglement.measure``) to its metrics, ``condition_factor`` names the factor that
     was the condition, ``n_test`` counts the test images measured and ``steps`` the optimiser steps.
     The three fields are absent from other records.
+
+    ``architecture`` (a VAE's ``backbone``, ``hidden_dims``, ``latent_dim``, "auto" resolved) is
+    absent from classical runs and from records of dcvae 0.2, which ran every VAE on the MLP unless
+    the grid named a backbone.
     """
 
     key: str
@@ -143,11 +148,12 @@ class RunRecord:
     disentanglement: dict[str, dict[str, float]] | None = None
     condition_factor: str | None = None
     steps: int | None = None
+    architecture: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["class"] = out.pop("target_class")
-        for name in FACTORS_FIELDS:
+        for name in (*FACTORS_FIELDS, "architecture"):
             if out[name] is None:
                 del out[name]
         if self.status == "ok":
@@ -194,6 +200,7 @@ def run_protocol(spec: RunSpec, data: DatasetSplits, *, out: Path | None = None,
         record.train_seconds, record.finished_at = time.perf_counter() - start, _now()
         return RunResult(record, None)
     record.train_seconds = time.perf_counter() - start
+    record.architecture = architecture(detector)
     history = detector.history_
     last = history.epochs[-1] if history.epochs else {"train": {}}  # a classical detector: no epochs
     record.epochs_run, record.best_epoch = len(history.epochs), history.best_epoch
@@ -210,6 +217,16 @@ def run_protocol(spec: RunSpec, data: DatasetSplits, *, out: Path | None = None,
         record.model_dir = path.relative_to(out).as_posix()
     record.finished_at = _now()
     return RunResult(record, detector)
+
+
+def architecture(detector: AnomalyDetector) -> dict[str, Any] | None:
+    """The architecture a fitted VAE ran with, "auto" resolved (a grid may name none: the model's
+    own default then depends on the data's shape); None for a classical detector."""
+    config = getattr(detector.model_, "config", None)
+    if not isinstance(config, VAEConfig):
+        return None
+    return {"backbone": config.backbone, "hidden_dims": list(config.hidden_dims),
+            "latent_dim": config.latent_dim}
 
 
 def _measure_detection(record: RunRecord, spec: RunSpec, detector: AnomalyDetector, data: DatasetSplits,

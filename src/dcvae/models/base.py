@@ -21,7 +21,7 @@ from dcvae.config import ConfigError, StrictConfig
 from dcvae.math import LOGVAR_RANGE, gaussian_kl, gaussian_log_density
 from dcvae.models import generation
 from dcvae.models.likelihood import LIKELIHOODS, Likelihood, build_likelihood
-from dcvae.nn import BACKBONES, ConditionalEncoder, build_backbone
+from dcvae.nn import AUTO, BACKBONES, ConditionalEncoder, build_backbone, resolve_backbone
 
 
 def _posterior(encoded: Tensor) -> tuple[Tensor, Tensor]:
@@ -41,6 +41,8 @@ class VAEConfig(StrictConfig):
     """Architecture shared by all models.
 
     input_shape: (C, H, W) for images, (d,) for feature vectors.
+    backbone: "mlp", "conv", or "auto" (conv for images of at least 4×4, mlp otherwise), which the
+        config resolves on construction, so a built or saved model always names its backbone.
     condition_names: the conditions c (one name per index); empty for unconditional data.
     likelihood: "bernoulli" (inputs in [0, 1]) or "gaussian" (learned per-feature variance); see
     ``dcvae.models.likelihood``.
@@ -60,8 +62,9 @@ class VAEConfig(StrictConfig):
             )
         if self.latent_dim < 1:
             raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}")
+        if self.backbone not in (*BACKBONES, AUTO):
+            raise ConfigError(f"backbone must be one of {sorted((*BACKBONES, AUTO))}, got {self.backbone!r}")
+        object.__setattr__(self, "backbone", resolve_backbone(self.backbone, self.input_shape))  # frozen
         if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
             raise ConfigError(f"hidden_dims must be positive sizes, got {self.hidden_dims}")
         if self.likelihood not in LIKELIHOODS:

@@ -1,5 +1,14 @@
 """Neural building blocks shared by every model: encoder/decoder backbones and the discriminator."""
 
-from dcvae.nn.backbones import BACKBONES, Backbone, ConditionalEncoder, Discriminator, build_backbone
+from dcvae.nn.backbones import (
+    AUTO,
+    BACKBONES,
+    Backbone,
+    ConditionalEncoder,
+    Discriminator,
+    build_backbone,
+    resolve_backbone,
+)
 
-__all__ = ["BACKBONES", "Backbone", "ConditionalEncoder", "Discriminator", "build_backbone"]
+__all__ = ["AUTO", "BACKBONES", "Backbone", "ConditionalEncoder", "Discriminator", "build_backbone",
+           "resolve_backbone"]

@@ -158,7 +158,7 @@ def _mlp_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tuple
 
 def _conv_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
                    latent_dim: int, encoder_conditions: int) -> Backbone:
-    if len(input_shape) != 3 or min(input_shape[1:]) < 4:
+    if not fits_conv(input_shape):
         raise ValueError(
             f"the conv backbone needs images of shape (C, H, W) with H, W >= 4; got input shape "
             f"{input_shape}: use backbone='mlp' for feature vectors"
@@ -168,6 +168,21 @@ def _conv_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tupl
 
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {"mlp": _mlp_backbone, "conv": _conv_backbone}
+#: A backbone setting that picks by the data's shape: see ``resolve_backbone``.
+AUTO = "auto"
+
+
+def fits_conv(input_shape: tuple[int, ...]) -> bool:
+    """Whether the conv backbone can take samples of this shape: images (C, H, W), H, W >= 4."""
+    return len(input_shape) == 3 and min(input_shape[1:]) >= 4
+
+
+def resolve_backbone(name: str, input_shape: tuple[int, ...]) -> str:
+    """``name``, with ``"auto"`` read as ``conv`` for images the conv backbone can take and ``mlp``
+    for feature vectors (and images under 4×4)."""
+    if name != AUTO:
+        return name
+    return "conv" if fits_conv(input_shape) else "mlp"
 
 
 def build_backbone(name: str, input_shape: tuple[int, ...], n_conditions: int,

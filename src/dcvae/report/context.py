@@ -313,9 +313,16 @@ def _minutes(seconds: float) -> str:
 _DETECTOR_DEFAULTS = default_settings()
 
 
+#: What a record without ``architecture`` (dcvae 0.2) ran where its grid named no backbone.
+_LEGACY_DEFAULTS = {"backbone": "mlp"}
+
+
 def setting(record: dict[str, Any], key: str) -> Any:
-    """The value a run used for a detector setting: the grid's, else the library's default."""
-    value = record.get("settings", {}).get(key, _DETECTOR_DEFAULTS.get(key))
+    """The value a run used for a detector setting: the architecture it recorded, else the grid's,
+    else the library's default (for records that predate ``architecture``, the default then)."""
+    recorded = record.get("architecture") or {}
+    value = recorded.get(key, record.get("settings", {}).get(
+        key, _LEGACY_DEFAULTS.get(key, _DETECTOR_DEFAULTS.get(key))))
     return list(value) if isinstance(value, tuple) else value
 
 
