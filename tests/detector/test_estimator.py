@@ -339,3 +339,20 @@ def test_each_model_takes_its_own_backbone_unless_one_is_named(digits, tmp_path)
         AnomalyDetector("dcvae-prior", backbone="conv", **fit).fit(table)
     prior.save(tmp_path / "prior")
     assert AnomalyDetector.load(tmp_path / "prior").backbone == "conv"
+
+
+def test_the_library_default_is_deterministic_and_survives_save_and_load(digits, tmp_path):
+    """AnomalyDetector() on images: dCVAE-prior on conv with recon+latent+latent-knn. Two fits with
+    one seed give the same scores to the bit, and so does the saved model, in both modes."""
+    x, c = digits.train.x[:600], digits.train.y[:600]
+    fit = {"epochs": 2, "latent_dim": 4, "hidden_dims": (32,), "progress": False}
+    one, two = (AnomalyDetector(**fit).fit(x, c=c) for _ in range(2))
+    assert (one.model, one.model_.config.backbone, one.anomaly_score_) == (
+        "dcvae-prior", "conv", "recon+latent+latent-knn")
+    one.save(tmp_path / "default")
+    loaded = AnomalyDetector.load(tmp_path / "default")
+    test_x, test_c = digits.test.x, digits.test.y
+    for det in (two, loaded):
+        assert np.array_equal(det.decision_function(test_x), one.decision_function(test_x))
+        assert np.array_equal(det.decision_function(test_x, test_c), one.decision_function(test_x, test_c))
+        assert np.array_equal(det.predict(test_x), one.predict(test_x))
