@@ -612,8 +612,8 @@ def test_a_store_without_factors_runs_has_no_disentanglement_section(results_2d)
 
 
 def test_a_record_names_the_backbone_it_ran_and_an_old_one_the_mlp():
-    """The report reads a run's resolved architecture; a record of dcvae 0.2 (no ``architecture``)
-    ran the MLP unless its grid named a backbone: what the default was then for every model."""
+    """The report reads a run's resolved architecture; a record from before ``architecture``
+    existed ran the MLP unless its grid named a backbone: what the default was then for every model."""
     from dcvae.report.context import setting
 
     assert setting({"architecture": {"backbone": "conv"}, "settings": {}}, "backbone") == "conv"

@@ -108,8 +108,8 @@ class RunRecord:
     The three fields are absent from other records.
 
     ``architecture`` (a VAE's ``backbone``, ``hidden_dims``, ``latent_dim``, "auto" resolved) is
-    absent from classical runs and from records of dcvae 0.2, which ran every VAE on the MLP unless
-    the grid named a backbone.
+    absent from classical runs and from records written before it existed (before dcvae-prior's
+    "auto" backbone, CHANGELOG), which ran every VAE on the MLP unless the grid named a backbone.
     """
 
     key: str

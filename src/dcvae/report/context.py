@@ -313,7 +313,8 @@ def _minutes(seconds: float) -> str:
 _DETECTOR_DEFAULTS = default_settings()
 
 
-#: What a record without ``architecture`` (dcvae 0.2) ran where its grid named no backbone.
+#: What a record without ``architecture`` (written before it existed: every VAE's default was then
+#: the MLP) ran where its grid named no backbone.
 _LEGACY_DEFAULTS = {"backbone": "mlp"}
 
 
