@@ -24,6 +24,7 @@ import numpy as np
 from dcvae import __version__
 from dcvae.data import DatasetSplits, FactorSplits, LabelledArray
 from dcvae.detector import AnomalyDetector
+from dcvae.detector.config import ARCHITECTURE
 from dcvae.disentanglement.measure import measure_disentanglement
 from dcvae.evaluation.metrics import detection_report, roc_auc, roc_on_grid
 from dcvae.evaluation.protocols import FACTORS, ProtocolSplit, factors_split, make_protocol
@@ -225,8 +226,9 @@ def architecture(detector: AnomalyDetector) -> dict[str, Any] | None:
     config = getattr(detector.model_, "config", None)
     if not isinstance(config, VAEConfig):
         return None
-    return {"backbone": config.backbone, "hidden_dims": list(config.hidden_dims),
-            "latent_dim": config.latent_dim}
+    values = {name: getattr(config, name) for name in ARCHITECTURE}
+    values["hidden_dims"] = list(values["hidden_dims"])  # as the JSON store reads it back
+    return values
 
 
 def _measure_detection(record: RunRecord, spec: RunSpec, detector: AnomalyDetector, data: DatasetSplits,
