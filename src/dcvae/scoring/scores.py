@@ -31,6 +31,7 @@ from torch import Tensor
 
 from dcvae.models.base import VAE
 from dcvae.scoring.latent import latent_nll
+from dcvae.training.allocator import keep_freed_memory
 from dcvae.training.precision import autocast
 
 if TYPE_CHECKING:
@@ -241,6 +242,7 @@ def _posteriors(model: VAE, x: np.ndarray | Tensor, c: np.ndarray | Tensor | Non
     sample-major); otherwise k = 1 at the given condition (or none). Callers run under
     ``torch.no_grad`` and compute their scores under the same ``autocast``."""
     model.eval()
+    keep_freed_memory()
     device = model.input_shift.device
     x_t = torch.as_tensor(x)
     c_t = None if c is None else torch.as_tensor(c, dtype=torch.long)

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dcvae.models.base import VAE
+from dcvae.training.allocator import keep_freed_memory
 from dcvae.training.checkpoint import (
     CheckpointError,
     TrainingState,
@@ -85,6 +86,7 @@ class Trainer:
         self.config = config or TrainConfig()
         self.progress = progress
         self.device = resolve_device(self.config.device)
+        keep_freed_memory()
         model.to(self.device)
         secondary = model.secondary_parameters()
         secondary_ids = {id(p) for p in secondary}
