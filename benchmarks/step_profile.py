@@ -119,11 +119,12 @@ def fixed_cost(n: int = 4096, batch: int = 4) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     result = {"by_operator": by_operator(args.steps), "fixed_cost_tiny_network": fixed_cost(),
-              "threads": 1, "torch": torch.__version__,
+              "threads": args.threads, "torch": torch.__version__,
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     for section in ("by_operator", "fixed_cost_tiny_network"):
         for key, value in result[section].items():
