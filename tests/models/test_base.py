@@ -45,6 +45,25 @@ def test_forward_gives_finite_named_terms_for_any_shape(name, backbone, shape):
     assert decoded.shape == x.shape
 
 
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 9, 7)])
+def test_the_conv_decoder_scores_the_function_it_trains(shape):
+    """Without gradients (scoring) the conv decoder runs its transposed convolutions on
+    channels-last input; the result is the training path's, in the input's NCHW order."""
+    model = build_model("dcvae-prior", input_shape=list(shape), backbone="conv",
+                        condition_names=["a", "b", "c"], hidden_dims=[32, 16], latent_dim=4)
+    z = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    onehot = model.condition_onehot(torch.arange(64) % 3, 64)
+    layouts = []
+    model.decoder.deconv[0].register_forward_pre_hook(
+        lambda _, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    trained = model.decode(z, onehot)  # gradients on: the training path
+    with torch.no_grad():
+        scored = model.decode(z, onehot)
+    assert layouts == [False, True]  # the two paths ran
+    torch.testing.assert_close(scored, trained.detach(), rtol=1e-5, atol=1e-6)
+    assert scored.flatten(1).tolist() == scored.contiguous().flatten(1).tolist()
+
+
 def test_conv_backbone_refuses_feature_vectors():
     with pytest.raises(ValueError, match="conv backbone needs images"):
         build_model("vae", input_shape=[10], backbone="conv")

@@ -146,8 +146,13 @@ class ConvDecoder(nn.Module):
         )
 
     def forward(self, z: Tensor, c_onehot: Tensor) -> Tensor:
-        h = self.head(_with_condition(z, c_onehot))
-        return self.deconv(h.view(-1, *self.grid))
+        h = self.head(_with_condition(z, c_onehot)).view(-1, *self.grid)
+        if not torch.is_grad_enabled() and not torch.compiler.is_exporting():
+            # Scoring: PyTorch's CPU transposed convolutions take channels-last input 1.3-1.4×
+            # faster (the decoder at 1,020 rows; the same numbers) and convert NCHW input at each
+            # call. In training the backward's conversions cancel the gain, so it stays NCHW there.
+            h = h.contiguous(memory_format=torch.channels_last)
+        return self.deconv(h)
 
 
 def _mlp_backbone(input_shape: tuple[int, ...], n_conditions: int, hidden: tuple[int, ...],
