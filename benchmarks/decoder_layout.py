@@ -1,11 +1,12 @@
-"""Scoring with the conv decoder on channels-last input against NCHW input (issue 18).
+"""The conv decoder's scoring path against its plain layers (issue 18).
 
 The library default (dCVAE-prior, conv backbone) fitted for one epoch on 6,000 MNIST training
 images of classes 1-9, then ``decision_function`` (its default score, marginal mode: the decoder
-runs under each of the 9 conditions) of 3,000 test images, with the decoder as it is (channels-last
-input to the transposed convolutions when no gradient is taken) and with the NCHW forward it had
-before. The two alternate ``--repeats`` times at each thread count; medians, their ratio, and
-whether the scores are the same bit for bit.
+runs under each of the 9 conditions) of 3,000 test images, with the decoder as it is (when no
+gradient is taken: channels-last input to the first transposed convolution, the last one by
+phases) and with its plain layers on NCHW input, as in training. The two alternate ``--repeats``
+times at each thread count; medians, their ratio, and how far the scores are apart (the largest
+difference over the scores' standard deviation).
 
     python benchmarks/decoder_layout.py --out benchmarks/results/decoder_layout.json
 """
@@ -30,7 +31,7 @@ from dcvae.io.atomic import atomic_write_text
 
 
 def nchw_forward(self: backbones.ConvDecoder, z: torch.Tensor, c_onehot: torch.Tensor) -> torch.Tensor:
-    """The decoder's forward before channels-last scoring."""
+    """The decoder's plain layers on NCHW input (its training path, and its forward before)."""
     h = self.head(backbones._with_condition(z, c_onehot))
     return self.deconv(h.view(-1, *self.grid))
 
@@ -46,7 +47,7 @@ def main() -> None:
     detector = AnomalyDetector(epochs=1, progress=False).fit(mnist.train.x[normal][:6000],
                                                              c=mnist.train.y[normal][:6000])
     test = mnist.test.x[:3000]
-    layouts = {"channels-last": backbones.ConvDecoder.forward, "nchw": nchw_forward}
+    layouts = {"scoring path": backbones.ConvDecoder.forward, "plain": nchw_forward}
     result: dict[str, Any] = {}
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -62,14 +63,15 @@ def main() -> None:
                 scores[name] = detector.decision_function(test)
                 seconds[name].append(time.perf_counter() - start)
         medians = {name: statistics.median(v) for name, v in seconds.items()}
+        # against the spread of the scores: a standardised score may be near 0, so not relative
+        apart = float(np.max(np.abs(scores["plain"] - scores["scoring path"])) / np.std(scores["plain"]))
         result[f"threads={threads}"] = {
-            "seconds": medians, "nchw_over_channels_last": medians["nchw"] / medians["channels-last"],
-            "identical_scores": bool(np.array_equal(scores["nchw"], scores["channels-last"])),
-            "runs": seconds}
-        print(f"{threads} thread(s): channels-last {medians['channels-last']:.3f} s, NCHW "
-              f"{medians['nchw']:.3f} s ({medians['nchw'] / medians['channels-last']:.2f}x); "
-              f"identical scores: {result[f'threads={threads}']['identical_scores']}")
-    backbones.ConvDecoder.forward = layouts["channels-last"]  # type: ignore[method-assign]
+            "seconds": medians, "plain_over_scoring_path": medians["plain"] / medians["scoring path"],
+            "max_score_difference_over_std": apart, "runs": seconds}
+        print(f"{threads} thread(s): scoring path {medians['scoring path']:.3f} s, plain "
+              f"{medians['plain']:.3f} s ({medians['plain'] / medians['scoring path']:.2f}x); "
+              f"scores at most {apart:.2g} standard deviations apart")
+    backbones.ConvDecoder.forward = layouts["scoring path"]  # type: ignore[method-assign]
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     atomic_write_text(args.out, json.dumps({"command": command, "n_test": len(test), **result},
                                            indent=1) + "\n")

@@ -47,8 +47,9 @@ def test_forward_gives_finite_named_terms_for_any_shape(name, backbone, shape):
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 9, 7)])
 def test_the_conv_decoder_scores_the_function_it_trains(shape):
-    """Without gradients (scoring) the conv decoder runs its transposed convolutions on
-    channels-last input; the result is the training path's, in the input's NCHW order."""
+    """Without gradients (scoring) the conv decoder runs its first transposed convolution on
+    channels-last input and its last one by phases (odd sizes: output_padding); the result is the
+    training path's, up to float rounding, in the input's NCHW order."""
     model = build_model("dcvae-prior", input_shape=list(shape), backbone="conv",
                         condition_names=["a", "b", "c"], hidden_dims=[32, 16], latent_dim=4)
     z = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
