@@ -65,6 +65,20 @@ def test_the_conv_decoder_scores_the_function_it_trains(shape):
     assert scored.flatten(1).tolist() == scored.contiguous().flatten(1).tolist()
 
 
+@pytest.mark.parametrize("backbone,shape", [("mlp", (1, 8, 8)), ("conv", (1, 28, 28)), ("conv", (3, 9, 7))])
+def test_an_encoder_split_at_the_condition_computes_its_forward(backbone, shape):
+    """Marginal scoring runs the condition-free part once per sample and the rest per condition."""
+    model = build_model("cvae", input_shape=list(shape), backbone=backbone,
+                        condition_names=["a", "b", "c"], hidden_dims=[32, 16], latent_dim=4)
+    x, c = _batch(shape)
+    onehot = model.condition_onehot(c, len(x))
+    with torch.no_grad():
+        split = model.encoder.conditioned(model.encoder.condition_free(x), onehot)
+        torch.testing.assert_close(split, model.encoder(x, onehot), rtol=1e-5, atol=1e-6)
+        with pytest.raises(RuntimeError):  # a condition of the wrong width is no silent answer
+            model.encoder.conditioned(model.encoder.condition_free(x), onehot[:, :2])
+
+
 def test_conv_backbone_refuses_feature_vectors():
     with pytest.raises(ValueError, match="conv backbone needs images"):
         build_model("vae", input_shape=[10], backbone="conv")

@@ -54,6 +54,22 @@ class ConditionalEncoder(nn.Module):
         return self(h, c_onehot)
 
 
+def _free_part(layers: nn.Sequential, h: Tensor, n_free: int) -> Tensor:
+    """The pre-activation of ``layers``' first dense layer from its first ``n_free`` inputs ``h``
+    alone, bias included (the condition's columns come after them)."""
+    first = cast(nn.Linear, layers[0])
+    return F.linear(h, first.weight[:, :n_free], first.bias)
+
+
+def _with_condition_part(layers: nn.Sequential, h: Tensor, c_onehot: Tensor, n_free: int) -> Tensor:
+    """``layers`` from the first one's condition-free pre-activation ``h``: the condition's columns
+    added, then the remaining layers."""
+    if c_onehot.shape[1] == 0:  # an unconditional encoder: nothing to add
+        return layers[1:](h)
+    first = cast(nn.Linear, layers[0])
+    return layers[1:](h + F.linear(c_onehot, first.weight[:, n_free:]))
+
+
 class MLPEncoder(ConditionalEncoder):
     """Flattened input ⊕ one-hot c → hidden → 2·d."""
 
@@ -67,16 +83,10 @@ class MLPEncoder(ConditionalEncoder):
         return self.net(_with_condition(x.flatten(1), c_onehot))
 
     def condition_free(self, x: Tensor) -> Tensor:
-        """The first layer's pre-activation without the condition's columns (bias included)."""
-        first = cast(nn.Linear, self.net[0])
-        return F.linear(x.flatten(1), first.weight[:, :self.n_inputs], first.bias)
+        return _free_part(self.net, x.flatten(1), self.n_inputs)
 
     def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
-        """Adds the condition's columns of the first layer, then runs the remaining layers."""
-        if c_onehot.shape[1] == 0:  # an unconditional encoder: nothing to add
-            return self.net[1:](h)
-        first = cast(nn.Linear, self.net[0])
-        return self.net[1:](h + F.linear(c_onehot, first.weight[:, self.n_inputs:]))
+        return _with_condition_part(self.net, h, c_onehot, self.n_inputs)
 
 
 class MLPDecoder(nn.Module):
@@ -111,17 +121,18 @@ class ConvEncoder(ConditionalEncoder):
             nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),
             nn.Flatten(),
         )
-        self.head = _mlp([64 * h2 * w2 + n_conditions, hidden[-1], 2 * latent_dim])
+        self.n_features = 64 * h2 * w2
+        self.head = _mlp([self.n_features + n_conditions, hidden[-1], 2 * latent_dim])
 
     def forward(self, x: Tensor, c_onehot: Tensor) -> Tensor:
-        return self.conditioned(self.features(x), c_onehot)
+        return self.head(_with_condition(self.features(x), c_onehot))
 
     def condition_free(self, x: Tensor) -> Tensor:
-        """The convolutions: c enters only after them."""
-        return self.features(x)
+        """The convolutions and the image part of the dense layer after them: c enters there."""
+        return _free_part(self.head, self.features(x), self.n_features)
 
     def conditioned(self, h: Tensor, c_onehot: Tensor) -> Tensor:
-        return self.head(_with_condition(h, c_onehot))
+        return _with_condition_part(self.head, h, c_onehot, self.n_features)
 
 
 class ConvDecoder(nn.Module):
