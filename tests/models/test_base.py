@@ -65,6 +65,13 @@ def test_the_conv_decoder_scores_the_function_it_trains(shape):
     assert scored.flatten(1).tolist() == scored.contiguous().flatten(1).tolist()
 
 
+def test_phases_refuse_a_transposed_convolution_of_another_geometry():
+    from dcvae.nn.backbones import transposed_by_phases
+
+    with pytest.raises(ValueError, match="kernel 4, stride 2"):
+        transposed_by_phases(torch.nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1), torch.zeros(1, 4, 5, 5))
+
+
 @pytest.mark.parametrize("backbone,shape", [("mlp", (1, 8, 8)), ("conv", (1, 28, 28)), ("conv", (3, 9, 7))])
 def test_an_encoder_split_at_the_condition_computes_its_forward(backbone, shape):
     """Marginal scoring runs the condition-free part once per sample and the rest per condition."""

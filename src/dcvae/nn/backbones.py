@@ -181,6 +181,10 @@ def transposed_by_phases(layer: nn.ConvTranspose2d, x: Tensor) -> Tensor:
     one 3×3 convolution whose 4·C_out channels are the four phases of the output (row and column
     parity), interleaved by ``pixel_shuffle``; equal up to float rounding. 2.25× the
     multiply-adds, but on the regular convolution's kernels."""
+    if (layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.groups) != (
+            (4, 4), (2, 2), (1, 1), (1, 1), 1):
+        raise ValueError("transposed_by_phases takes transposed convolutions of kernel 4, stride 2 "
+                         f"and padding 1 (no dilation or groups), got {layer}")
     op_h, op_w = layer.output_padding
     taps = _PHASE_TAPS.to(x.device)
     # (C_in, C_out, 4, 4), padded with zeros at index 4 → (C_out, a, b, C_in, u, v)

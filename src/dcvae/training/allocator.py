@@ -5,7 +5,7 @@ PyTorch's CPU allocator asks ``malloc`` for every tensor and frees it at once. g
 free top of its heap to the kernel whenever more than ``M_TRIM_THRESHOLD`` of it is free, and
 serves large blocks by ``mmap``; the next step then takes the same megabytes back from the kernel,
 one zeroed 4 KiB page at a time. The conv backbone's activations (3-26 MB a batch) hit this at
-every step: 1,100-1,900 page faults a step, and an 8% slower training step and a 1.5× slower
+every step: 1,000-1,900 page faults a step, and an 8% slower training step and a 1.46× slower
 marginal scoring than with the memory kept (``benchmarks/allocator.py``). The thresholds below keep
 it; blocks over 32 MiB (a dataset) still go to ``mmap`` and back to the kernel when freed, and at
 most 128 MiB of free heap is held.
