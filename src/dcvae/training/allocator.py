@@ -17,7 +17,6 @@ variables or glibc tunables), and every C library but glibc.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -47,7 +46,7 @@ def _apply() -> bool:
             "GLIBC_TUNABLES", ""):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, glibc's among them: no library search
         # both or neither: setting one alone turns off glibc's dynamic thresholds and leaves the
         # other at its small default, which is slower than either (trim alone: 2.2× the step)
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
