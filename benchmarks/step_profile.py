@@ -1,8 +1,8 @@
-"""Where one training step's time goes (issue 18): the MLP VAE of ``throughput.py``, one thread.
+"""Where one training step's time goes (issue 18): the MLP VAE of ``throughput.py``, at ``--threads``.
 
 Two measurements, printed and written to ``--out``:
 
-- **by operator**: the step's time against ``throughput.py``'s layer ceiling (both at one thread,
+- **by operator**: the step's time against ``throughput.py``'s layer ceiling (both at ``--threads``,
   interleaved, medians of 3), then PyTorch's profiler over ``--steps`` steps of the library's
   ``Trainer`` on Fashion-MNIST (784-512-256-(16)-256-512-784, batch 128), self time grouped into the matrix
   products (``mm``, ``addmm``), the Adam update, the Bernoulli log-likelihood (``log_sigmoid``
