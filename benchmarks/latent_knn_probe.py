@@ -20,6 +20,14 @@ image is read). Per class:
 
 ``--beta``, ``--latent-dim`` and ``--backbone`` change dCVAE-prior's settings for a probe of another
 choice (``_beta5``, ``_latent32`` and ``_conv`` results), the rest staying as above.
+
+``--feature-knn`` adds a kNN on the encoder's wider, condition-free features of the same model (no
+training of its own): ``head-knn k`` on the dense layer's image term (``condition_free``, 256 wide
+for conv), ``conv-knn k`` on the convolutions' output (conv only, 3,136 wide), each the mean distance
+to the k nearest of at most ``FEATURE_CODES`` normal training images' features (all conditions
+together: the features do not see c), and their standardised sums with the library's bases
+(``+`` names, standardised on the calibration carve as the detector does). ``+pixel`` sums add the
+pixel kNN, to see what a hybrid would buy.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import NearestNeighbors
 
 from dcvae.data import load_dataset
 from dcvae.data.split import stratified_split
@@ -64,6 +73,39 @@ def latent_knn(model, x: np.ndarray, k: int, batch: int = 2048) -> np.ndarray:
     return best
 
 
+#: training images whose features the feature kNN keeps (a seeded subsample above it)
+FEATURE_CODES = 20_000
+
+
+@torch.no_grad()
+def features(model, x: np.ndarray, batch: int = 1024) -> dict[str, np.ndarray]:
+    """The encoder's condition-free features of ``x``: the dense layer's image term, and for conv
+    the convolutions' output."""
+    model.eval()
+    out: dict[str, list[np.ndarray]] = {"head": [], "conv": []}
+    for start in range(0, len(x), batch):
+        xb = model.prepare(torch.as_tensor(x[start:start + batch]))
+        out["head"].append(model.encoder.condition_free(xb).numpy())
+        if hasattr(model.encoder, "features"):
+            out["conv"].append(model.encoder.features(xb).numpy())
+    return {k: np.concatenate(v) for k, v in out.items() if v}
+
+
+def feature_knn(train: np.ndarray, queries: list[np.ndarray], k: int, seed: int) -> list[np.ndarray]:
+    """Mean distance of each query row to its k nearest training rows."""
+    if len(train) > FEATURE_CODES:
+        train = train[np.random.default_rng(seed).choice(len(train), FEATURE_CODES, replace=False)]
+    index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(train)
+    return [index.kneighbors(q)[0].mean(axis=1) for q in queries]
+
+
+def standardised_sum(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of (calibration, validation, anomaly) scores, each standardised on its calibration part."""
+    val = sum((v - c.mean()) / max(c.std(), 1e-12) for c, v, _ in parts)
+    anom = sum((a - c.mean()) / max(c.std(), 1e-12) for c, _, a in parts)
+    return val, anom
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
@@ -73,6 +115,8 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=PARAMS["beta"], help="dCVAE-prior's KL weight")
     parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--backbone", choices=("mlp", "conv"), default="mlp")
+    parser.add_argument("--feature-knn", action="store_true",
+                        help="add the kNN on the encoder's condition-free features")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     train = load_dataset(args.dataset).train
@@ -108,6 +152,8 @@ def main() -> None:
                                            latent_knn(det.model_, x_anom, k))
         pixel = AnomalyDetector("knn", params={"n_neighbors": 1}, seed=args.seed).fit(x_fit, c=c_fit)
         row["pixel knn"] = auc(pixel.decision_function(x_val), pixel.decision_function(x_anom))
+        if args.feature_knn:
+            add_feature_knn(row, det, pixel, (x_fit, x_cal, x_val, x_anom), auc, args.seed)
         row["seconds"] = round(time.perf_counter() - start, 1)
         rows.append(row)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
@@ -120,6 +166,33 @@ def main() -> None:
               "backbone": args.backbone, "rows": rows, "mean": mean,
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+
+
+def add_feature_knn(row: dict, det: AnomalyDetector, pixel: AnomalyDetector, images: tuple,
+                    auc, seed: int) -> None:
+    """``row`` gets the feature kNN columns (see the module's docstring)."""
+    x_fit, x_cal, x_val, x_anom = images
+    feats = [features(det.model_, x) for x in images]
+    bases = ("recon", "latent", "latent-knn")
+    lib = {b: [det.base_scores(x, bases=bases)[b] for x in (x_cal, x_val, x_anom)] for b in bases}
+    lib["pixel"] = [pixel.decision_function(x) for x in (x_cal, x_val, x_anom)]
+    for space in feats[0]:
+        for k in (5, 20, 50):
+            cal, val, anom = feature_knn(feats[0][space], [f[space] for f in feats[1:]], k, seed)
+            name = f"{space}-knn k={k}"
+            row[name] = auc(val, anom)
+            if k == 20:
+                lib[f"{space}-knn"] = [cal, val, anom]
+    sums = {"recon+latent+head-knn": ("recon", "latent", "head-knn"),
+            "recon+latent+latent-knn+head-knn": ("recon", "latent", "latent-knn", "head-knn"),
+            "latent-knn+head-knn": ("latent-knn", "head-knn"),
+            "recon+head-knn": ("recon", "head-knn"), "latent+head-knn": ("latent", "head-knn"),
+            "recon+latent+latent-knn+pixel": ("recon", "latent", "latent-knn", "pixel")}
+    if "conv-knn" in lib:
+        sums |= {"recon+latent+conv-knn": ("recon", "latent", "conv-knn"),
+                 "recon+latent+latent-knn+conv-knn": ("recon", "latent", "latent-knn", "conv-knn")}
+    for name, parts in sums.items():
+        row[name] = auc(*standardised_sum([tuple(lib[p]) for p in parts]))
 
 
 if __name__ == "__main__":
