@@ -5,6 +5,13 @@ dataset and over all rows, wins / losses and a Wilcoxon signed-rank p-value (sci
     python benchmarks/probe_summary.py benchmarks/results/feature_knn_probe_mnist.json \\
         benchmarks/results/feature_knn_probe_fmnist.json --against recon+latent+latent-knn \\
         --out benchmarks/results/feature_knn_probe_summary.json
+
+``--versus`` pairs them with the ``--against`` column of *other* probes instead (another setting's
+runs, matched by dataset and class), e.g. beta 0.5 against the default's beta 1:
+
+    python benchmarks/probe_summary.py benchmarks/results/latent_knn_probe_{mnist,fmnist}_conv_beta05.json \\
+        --versus benchmarks/results/latent_knn_probe_{mnist,fmnist}_conv.json \\
+        --out benchmarks/results/beta05_probe_summary.json
 """
 
 from __future__ import annotations
@@ -25,18 +32,26 @@ def main() -> None:
     parser.add_argument("probes", type=Path, nargs="+")
     parser.add_argument("--against", default="recon+latent+latent-knn",
                         help="the column every other is paired with (the library default's score)")
+    parser.add_argument("--versus", type=Path, nargs="+",
+                        help="probes of another setting whose --against column every column is paired with")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     probes = [json.loads(p.read_text()) for p in args.probes]
     columns = [k for k in probes[0]["rows"][0] if k not in ("class", "seconds")]
-    if args.against not in columns:
-        sys.exit(f"--against {args.against!r} is not a column of the probes; they have {columns}")
+    others = [json.loads(p.read_text()) for p in args.versus] if args.versus else probes
+    if any(args.against not in o["rows"][0] for o in others):
+        sys.exit(f"--against {args.against!r} is not a column of every probe it is taken from")
     rows = [r for p in probes for r in p["rows"]]
-    ref = np.array([r[args.against] for r in rows])
+    by_run = {(o["dataset"], r["class"]): r[args.against] for o in others for r in o["rows"]}
+    runs = [(p["dataset"], r["class"]) for p in probes for r in p["rows"]]
+    missing = [run for run in runs if run not in by_run]
+    if missing:
+        sys.exit(f"--versus has no run of {missing}")
+    ref = np.array([by_run[run] for run in runs])
     table = []
     for column in columns:
         values = np.array([r[column] for r in rows])
-        paired = column != args.against and bool(np.any(values != ref))
+        paired = bool(np.any(values != ref))
         table.append({"score": column, "mean": float(values.mean()),
                       **{p["dataset"]: float(np.mean([r[column] for r in p["rows"]])) for p in probes},
                       "wins": int((values > ref).sum()), "losses": int((values < ref).sum()),
@@ -49,6 +64,7 @@ def main() -> None:
         print(f"{t['score']:36s} " + " ".join(f"{t[n]:7.4f}" for n in names)
               + f" {t['mean']:7.4f}  {t['wins']:4d}/{t['losses']:<6d} {p}")
     result = {"probes": [p.as_posix() for p in args.probes], "against": args.against, "rows": len(rows),
+              "versus": [p.as_posix() for p in args.versus] if args.versus else None,
               "table": table, "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
 
