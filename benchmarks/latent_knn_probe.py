@@ -28,6 +28,11 @@ to the k nearest of at most ``FEATURE_CODES`` normal training images' features (
 together: the features do not see c), and their standardised sums with the library's bases
 (``+`` names, standardised on the calibration carve as the detector does). ``+pixel`` sums add the
 pixel kNN, to see what a hybrid would buy.
+
+``--save-scores DIR`` writes each class's per-image scores to ``DIR/<dataset>_class<h>.npz`` (the
+calibration, validation and anomaly images' ``recon``, ``latent``, ``latent-knn``, ``latent-knn k=5``,
+``head-knn k=5``/``k=20`` and ``pixel``), so that ``benchmarks/combine_probe.py`` can try other
+combinations of them without training again. They are large and stay out of the repository.
 """
 
 from __future__ import annotations
@@ -117,6 +122,8 @@ def main() -> None:
     parser.add_argument("--backbone", choices=("mlp", "conv"), default="mlp")
     parser.add_argument("--feature-knn", action="store_true",
                         help="add the kNN on the encoder's condition-free features")
+    parser.add_argument("--save-scores", type=Path, default=None, metavar="DIR",
+                        help="write each class's per-image scores here (for combine_probe.py)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     train = load_dataset(args.dataset).train
@@ -154,6 +161,9 @@ def main() -> None:
         row["pixel knn"] = auc(pixel.decision_function(x_val), pixel.decision_function(x_anom))
         if args.feature_knn:
             add_feature_knn(row, det, pixel, (x_fit, x_cal, x_val, x_anom), auc, args.seed)
+        if args.save_scores is not None:
+            save_scores(args.save_scores / f"{args.dataset}_class{held}.npz", det, pixel,
+                        (x_fit, x_cal, x_val, x_anom), args.seed)
         row["seconds"] = round(time.perf_counter() - start, 1)
         rows.append(row)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
@@ -193,6 +203,29 @@ def add_feature_knn(row: dict, det: AnomalyDetector, pixel: AnomalyDetector, ima
                  "recon+latent+latent-knn+conv-knn": ("recon", "latent", "latent-knn", "conv-knn")}
     for name, parts in sums.items():
         row[name] = auc(*standardised_sum([tuple(lib[p]) for p in parts]))
+
+
+def save_scores(path: Path, det: AnomalyDetector, pixel: AnomalyDetector, images: tuple,
+                seed: int) -> None:
+    """The per-image scores of ``--save-scores``: ``<score>/<part>`` arrays, part in cal/val/anom."""
+    x_fit, *parts = images
+    bases = ("recon", "latent", "latent-knn")
+    out: dict[str, np.ndarray] = {}
+    head = [features(det.model_, x)["head"] for x in images]
+    train = head[0]
+    if len(train) > FEATURE_CODES:
+        train = train[np.random.default_rng(seed).choice(len(train), FEATURE_CODES, replace=False)]
+    index = NearestNeighbors(n_neighbors=20, algorithm="brute").fit(train)
+    for name, x, h in zip(("cal", "val", "anom"), parts, head[1:], strict=True):
+        for b, v in det.base_scores(x, bases=bases).items():
+            out[f"{b}/{name}"] = v
+        out[f"latent-knn k=5/{name}"] = latent_knn(det.model_, x, 5)
+        dist = index.kneighbors(h)[0]
+        out[f"head-knn k=5/{name}"] = dist[:, :5].mean(axis=1)
+        out[f"head-knn k=20/{name}"] = dist.mean(axis=1)
+        out[f"pixel/{name}"] = pixel.decision_function(x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **out)
 
 
 if __name__ == "__main__":
