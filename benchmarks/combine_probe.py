@@ -15,11 +15,11 @@ Holm-adjusted value over all of them. The combiners, each fitted on the calibrat
 - ``fisher``: the sum of -log(1 - F), F = (calibration scores <= s) / (n + 1), which weighs the
   score that is most extreme for its own calibration distribution most.
 
+    D=benchmarks/results/combine_probe   # D/scores/ is git-ignored, like every store's scores
     python benchmarks/latent_knn_probe.py --dataset mnist --classes 0 1 2 3 4 5 6 7 8 9 \\
-        --backbone conv --save-scores DIR --out DIR/probe_mnist.json      # and fmnist
-    python benchmarks/combine_probe.py DIR --datasets mnist fmnist \\
-        --check DIR/probe_mnist.json DIR/probe_fmnist.json \\
-        --out benchmarks/results/combine_probe_summary.json
+        --backbone conv --save-scores $D/scores --out $D/probe_mnist.json      # and fmnist
+    python benchmarks/combine_probe.py $D/scores --datasets mnist fmnist \\
+        --check $D/probe_mnist.json $D/probe_fmnist.json --out $D/summary.json
 
 ``--check`` asserts that the default's AUC here equals the ``recon+latent+latent-knn`` column of
 the probe results written by the same runs, so that the saved scores are those of the default.
