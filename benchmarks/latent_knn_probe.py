@@ -208,21 +208,17 @@ def add_feature_knn(row: dict, det: AnomalyDetector, pixel: AnomalyDetector, ima
 def save_scores(path: Path, det: AnomalyDetector, pixel: AnomalyDetector, images: tuple,
                 seed: int) -> None:
     """The per-image scores of ``--save-scores``: ``<score>/<part>`` arrays, part in cal/val/anom."""
-    x_fit, *parts = images
+    _, *parts = images
     bases = ("recon", "latent", "latent-knn")
     out: dict[str, np.ndarray] = {}
     head = [features(det.model_, x)["head"] for x in images]
-    train = head[0]
-    if len(train) > FEATURE_CODES:
-        train = train[np.random.default_rng(seed).choice(len(train), FEATURE_CODES, replace=False)]
-    index = NearestNeighbors(n_neighbors=20, algorithm="brute").fit(train)
-    for name, x, h in zip(("cal", "val", "anom"), parts, head[1:], strict=True):
+    head_knn = {k: feature_knn(head[0], head[1:], k, seed) for k in (5, 20)}
+    for i, (name, x) in enumerate(zip(("cal", "val", "anom"), parts, strict=True)):
         for b, v in det.base_scores(x, bases=bases).items():
             out[f"{b}/{name}"] = v
         out[f"latent-knn k=5/{name}"] = latent_knn(det.model_, x, 5)
-        dist = index.kneighbors(h)[0]
-        out[f"head-knn k=5/{name}"] = dist[:, :5].mean(axis=1)
-        out[f"head-knn k=20/{name}"] = dist.mean(axis=1)
+        for k, dist in head_knn.items():
+            out[f"head-knn k={k}/{name}"] = dist[i]
         out[f"pixel/{name}"] = pixel.decision_function(x)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **out)

@@ -334,7 +334,7 @@ settings = { train_size = 600, eval_size = 300 }
 """
 
 
-@pytest.mark.slow  # ~9 s: trains a factors grid twice; the fast lane keeps test_run's factors runs
+@pytest.mark.slow  # ~9 s: a 2-run factors grid, measured again from its saved models
 def test_a_factors_grid_records_the_metrics_resumably(tmp_path: Path):
     from dcvae.benchmark.runner import cached_dataset
     from dcvae.detector import AnomalyDetector

@@ -42,7 +42,7 @@ def _child(mode: str, what: str = "train and score", **env: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow  # ~9 s: many fits and scorings, to see the allocator's memory settle
+@pytest.mark.slow  # ~9 s: two fresh Pythons, each importing torch, fitting and scoring
 @glibc
 def test_training_and_scoring_keep_freed_memory_and_compute_the_same_numbers():
     kept, plain = _child("kept"), _child("glibc")
