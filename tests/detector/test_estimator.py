@@ -356,3 +356,23 @@ def test_the_library_default_is_deterministic_and_survives_save_and_load(digits,
         assert np.array_equal(det.decision_function(test_x), one.decision_function(test_x))
         assert np.array_equal(det.decision_function(test_x, test_c), one.decision_function(test_x, test_c))
         assert np.array_equal(det.predict(test_x), one.predict(test_x))
+
+
+def test_a_standardised_score_with_a_one_sample_validation_carve_is_refused_before_training(
+        digits, monkeypatch):
+    import dcvae.detector.estimator as estimator
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the carve was checked")
+
+    monkeypatch.setattr(estimator, "_train", no_training)
+    x = digits.train.x[:3]  # validation_fraction 0.1 of 3 samples: 1 to validate on
+    with pytest.raises(ValueError, match=r"score 'recon\+kl' is standardised on the normal validation "
+                                         r"carve, which needs at least 2 samples; it holds 1"):
+        AnomalyDetector("vae", anomaly_score="recon+kl", epochs=1, **SMALL).fit(x)
+    with pytest.raises(ValueError, match="it holds 1"):
+        AnomalyDetector("vae", anomaly_score="recon+kl", epochs=1, **SMALL).fit(
+            digits.train.x[:20], validation=(x[:1], None))
+    monkeypatch.undo()
+    fitted = AnomalyDetector("vae", epochs=1, **SMALL).fit(x)  # recon needs no statistics: it trains
+    assert np.isfinite(fitted.decision_function(x)).all()

@@ -282,6 +282,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 c_val = check_condition_indices(validation[1], len(x_val), len(names), name="validation c")
             else:
                 c_val = condition_indices(validation[1], len(x_val), names, name="validation c")
+        if plan.recipe.needs_fit and len(x_val) < 2:  # checked now: after training it would cost the fit
+            raise ValueError(f"score {plan.recipe.name!r} is standardised on the normal validation "
+                             f"carve, which needs at least 2 samples; it holds {len(x_val)}: give fit "
+                             "more samples, a larger validation_fraction or validation=(X_val, c_val)")
         model, history = _train(plan, x, names, (x_fit, c_fit), (x_val, c_val), progress=self.progress,
                                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
         carve = _calibrate(model, plan, x_val, c_val)  # raises on non-finite validation scores
