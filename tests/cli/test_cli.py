@@ -435,6 +435,9 @@ def test_fit_and_evaluate_count_the_training_samples_alike(tmp_path):
     counts = [re.search(r"on (\d+) samples \((\d+) more held out", text).groups()
               for text in (fitted, evaluated)]
     assert counts[0] == counts[1] and sum(map(int, counts[0])) == 300
+    assert " for 1 epochs in " in fitted
+    classical = _ok(_run("fit", *split, "--model", "knn", "--out", tmp_path / "k")).stdout
+    assert "held out for validation and the threshold) in " in classical  # no epochs to count
 
 
 @pytest.mark.parametrize("options,message,status", [

@@ -118,8 +118,9 @@ def fit(**kw: Any) -> None:
             track.log_metrics({"train_seconds": seconds, "n_train": n_fit, "n_validation": n_val,
                                "threshold": detector.threshold_})
             track.log_model_dir(out)
+        epochs = len(detector.history_.epochs)  # a classical detector fits without epochs
         click.echo(f"trained {model} on {n_fit} samples ({n_val} more held out for validation and the "
-                   f"threshold) for {len(detector.history_.epochs)} epochs in {seconds:.1f} s; threshold "
+                   f"threshold){f' for {epochs} epochs' if epochs else ''} in {seconds:.1f} s; threshold "
                    f"{detector.threshold_:.4g}; saved to {out}")
 
 
