@@ -19,7 +19,8 @@ image is read). Per class:
         --out benchmarks/results/latent_knn_probe_fmnist.json   # and the same with mnist
 
 ``--beta``, ``--latent-dim`` and ``--backbone`` change dCVAE-prior's settings for a probe of another
-choice (``_beta5``, ``_latent32`` and ``_conv`` results), the rest staying as above.
+choice (``_beta5``, ``_latent32`` and ``_conv`` results), the rest staying as above; ``--param
+KEY=VALUE`` any other of its hyper-parameters (``_mismatch1``: ``--param mismatch=1``).
 
 ``--feature-knn`` adds a kNN on the encoder's wider, condition-free features of the same model (no
 training of its own): ``head-knn k`` on the dense layer's image term (``condition_free``, 256 wide
@@ -111,6 +112,13 @@ def standardised_sum(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> 
     return val, anom
 
 
+def _param(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, float(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
@@ -120,6 +128,8 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=PARAMS["beta"], help="dCVAE-prior's KL weight")
     parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--backbone", choices=("mlp", "conv"), default="mlp")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", type=_param,
+                        help="another of dCVAE-prior's hyper-parameters (a number), e.g. mismatch=1")
     parser.add_argument("--feature-knn", action="store_true",
                         help="add the kNN on the encoder's condition-free features")
     parser.add_argument("--save-scores", type=Path, default=None, metavar="DIR",
@@ -144,7 +154,8 @@ def main() -> None:
 
         # the calibration carve is given, so that the latent kNN is standardised on the same images
         det = AnomalyDetector("dcvae-prior", epochs=args.epochs, seed=args.seed, progress=False,
-                              params={**PARAMS, "beta": args.beta}, latent_dim=args.latent_dim,
+                              params={**PARAMS, "beta": args.beta, **dict(args.param)},
+                              latent_dim=args.latent_dim,
                               backbone=args.backbone, batch_size=128, lr=1e-3, patience=0)
         det.fit(x_fit, c=c_fit, validation=(x_cal, c_cal), training_scores=False)
         row: dict[str, float | int] = {"class": held}
@@ -172,7 +183,7 @@ def main() -> None:
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     print("mean", " ".join(f"{k}={v:.4f}" for k, v in mean.items()))
     result = {"dataset": args.dataset, "classes": args.classes, "epochs": args.epochs, "seed": args.seed,
-              "beta": args.beta, "latent_dim": args.latent_dim,
+              "beta": args.beta, "latent_dim": args.latent_dim, "params": dict(args.param),
               "backbone": args.backbone, "rows": rows, "mean": mean,
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")

@@ -1,4 +1,5 @@
-"""dCVAE's options beyond the SPEC: fixed prior means, a separation term, an encoder blind to c."""
+"""dCVAE's options beyond the SPEC: fixed prior means, a separation term, an encoder blind to c,
+the mismatch hinge."""
 
 import numpy as np
 import pytest
@@ -95,3 +96,62 @@ def test_dcvae_prior_is_eq_16_with_the_options_its_study_chose():
     assert model_class("dcvae").config_class(input_shape=(1, 28, 28)).backbone == "mlp"
     spec = model_class("dcvae").config_class()
     assert (spec.prior_means, spec.beta) == ("learned", 1.0)  # the SPEC's dCVAE keeps its name
+
+
+def _two_conditions(**kw):
+    torch.manual_seed(0)
+    return build_model("dcvae", input_shape=SHAPE, hidden_dims=[32], latent_dim=4, prior_means="fixed",
+                       condition_names=["bottom", "top"], **kw)
+
+
+def _top_or_bottom(n=128):
+    """Two conditions told apart by which half of the noise image is brighter."""
+    rng = np.random.default_rng(0)
+    c = np.arange(n) % 2
+    x = rng.integers(0, 120, (n, *SHAPE))
+    x[:, 0, :4] += 135 * c[:, None, None]
+    x[:, 0, 4:] += 135 * (1 - c)[:, None, None]
+    return TensorData.from_numpy(x.astype(np.uint8), c)
+
+
+def test_the_mismatch_hinge_asks_the_code_under_the_other_condition_to_be_far_from_its_prior():
+    model = _two_conditions(mismatch=0.5).eval()
+    x, c = model.prepare(_top_or_bottom(6).x), torch.tensor([0, 1, 0, 1, 1, 0])
+    torch.manual_seed(1)
+    plain = super(type(model), model).forward(x, c)  # Eq. 16 alone, with the same noise
+    torch.manual_seed(1)
+    output = model(x, c)
+    # with two conditions the other one is 1 - c; KL(N(mu, e^lv) || N(m, I)) by its formula
+    mu, logvar = model.encode(x, torch.eye(2)[1 - c])
+    m = 3.0 * torch.eye(4)[1 - c]
+    kl = 0.5 * (logvar.exp() + (mu - m) ** 2 - 1 - logvar).sum(dim=1)
+    hinge = torch.relu(9.0 - kl).mean()
+    assert output.terms["mismatch"].item() == pytest.approx(hinge.item(), rel=1e-5)
+    assert output.loss.item() == pytest.approx(plain.loss.item() + 0.5 * hinge.item(), rel=1e-5)
+    assert "mismatch" not in _two_conditions()(x, c).terms  # 0, the default, is Eq. 16
+
+
+def test_mismatch_training_teaches_the_encoder_to_reject_the_wrong_condition():
+    data = _top_or_bottom()
+    kl = {}
+    for weight in (0.0, 1.0):
+        model = _two_conditions(mismatch=weight)
+        Trainer(model, TrainConfig(epochs=15, batch_size=32, seed=0), progress=False).fit(data)
+        model.eval()
+        x, c = model.prepare(data.x), data.c
+        with torch.no_grad():
+            kl[weight] = [model.kl_to_prior(*model.encode(x, torch.eye(2)[k]), k).sum(dim=1)
+                          for k in (c, 1 - c)]  # under the right condition, under the wrong one
+    # Eq. 16 alone never shows the encoder a wrong condition: some images land near its prior
+    assert kl[0.0][1].min() < 5.0
+    # with the hinge every image is far (KL near prior_radius² = 9) from the wrong condition's prior,
+    # and still close to its own
+    assert kl[1.0][1].min() > 7.0 and kl[1.0][0].mean() < 2.0, (kl[1.0][1].min(), kl[1.0][0].mean())
+
+
+def test_mismatch_needs_conditions_and_a_weight_of_at_least_zero():
+    with pytest.raises(ConfigError, match="mismatch must be >= 0"):
+        _model(mismatch=-1.0)
+    torch.manual_seed(0)
+    lone = build_model("dcvae", input_shape=SHAPE, hidden_dims=[32], latent_dim=4, mismatch=1.0)
+    assert "mismatch" not in lone(lone.prepare(_data(4).x), None).terms  # no other condition to draw

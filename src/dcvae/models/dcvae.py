@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +16,7 @@ from dcvae.math import (
     mixture_log_density,
     total_correlation,
 )
-from dcvae.models.base import VAE, VAEConfig, _check_positive
+from dcvae.models.base import VAE, ModelOutput, VAEConfig, _check_positive
 from dcvae.models.registry import register_model
 
 PRIOR_MEANS = ("learned", "fixed")
@@ -38,6 +38,12 @@ class DCVAEConfig(VAEConfig):
         means at least prior_radius·√2 apart (the distance of two fixed means).
     encoder_condition: whether c enters the encoder; False leaves c to the prior and the decoder,
         so the code of an image does not depend on the condition it is scored under.
+    mismatch: the weight of a hinge that teaches the model what tells the conditions apart: each
+        training image is encoded once more under another condition c' ≠ c, drawn at random, and
+        max(0, prior_radius² − KL(q(z|x,c') || r(z|c'))) is added to the loss, so an image is not a
+        typical member of any condition but its own (the idea of C2AE's non-match training, Oza &
+        Patel 2019, taken to the latent). prior_radius² is the KL of a point code at another fixed
+        prior mean. 0 (the default) is Eq. 16; conditions are needed (ignored without them).
     """
 
     beta: float = 1.0
@@ -47,10 +53,11 @@ class DCVAEConfig(VAEConfig):
     prior_radius: float = 3.0
     separation: float = 0.0
     encoder_condition: bool = True
+    mismatch: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_positive(self, "beta", "gamma", "separation")
+        _check_positive(self, "beta", "gamma", "separation", "mismatch")
         if self.prior_components < 1:
             raise ConfigError(f"prior_components must be >= 1, got {self.prior_components}")
         if self.prior_means not in PRIOR_MEANS:
@@ -183,6 +190,18 @@ class DCVAE(VAE):
 
     def prior_log_density(self, z: Tensor, c: Tensor | None) -> Tensor:
         return self.conditional_prior.log_density(z, c)
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> ModelOutput:
+        output = super().forward(x, c)
+        if self.config.mismatch == 0 or c is None or self.n_conditions < 2:
+            return output
+        # c' = c + 1..K-1 (mod K): uniform over the other conditions
+        other = (c + torch.randint_like(c, 1, self.n_conditions)) % self.n_conditions
+        mu, logvar = self.encode(x, self.condition_onehot(other, x.shape[0]))
+        kl_other = self.kl_to_prior(mu, logvar, other).sum(dim=1)
+        hinge = torch.relu(self.config.prior_radius**2 - kl_other).mean()
+        loss = output.loss + self.config.mismatch * hinge
+        return replace(output, loss=loss, terms={**output.terms, "loss": loss, "mismatch": hinge})
 
     def regularizer(self, kl: Tensor, z: Tensor, mu: Tensor, logvar: Tensor,
                     c: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
