@@ -78,7 +78,8 @@ def test_save_load_gives_identical_scores_and_flags(fitted, digits, tmp_path):
     assert settings(loaded) == settings(fitted)
     assert fitted.backbone is None and loaded.backbone == "mlp"  # the VAE's own, resolved on load
     assert loaded.params == {"beta": 1.0, "gamma": 0.0, "prior_components": 1, "prior_means": "learned",
-                             "prior_radius": 3.0, "separation": 0.0, "encoder_condition": True}
+                             "prior_radius": 3.0, "separation": 0.0, "encoder_condition": True,
+                             "mismatch": 0.0}
     assert loaded.anomaly_score == "recon"
     assert loaded.likelihood == fitted.model_.config.likelihood == "bernoulli"
     assert loaded.history_.to_dict() == fitted.history_.to_dict()
