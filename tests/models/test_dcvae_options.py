@@ -155,3 +155,12 @@ def test_mismatch_needs_conditions_and_a_weight_of_at_least_zero():
     torch.manual_seed(0)
     lone = build_model("dcvae", input_shape=SHAPE, hidden_dims=[32], latent_dim=4, mismatch=1.0)
     assert "mismatch" not in lone(lone.prepare(_data(4).x), None).terms  # no other condition to draw
+
+
+def test_with_a_blind_encoder_the_mismatch_hinge_holds_the_one_code_off_the_other_prior():
+    model = _two_conditions(mismatch=1.0, encoder_condition=False).eval()
+    x, c = model.prepare(_top_or_bottom(6).x), torch.tensor([0, 1, 0, 1, 1, 0])
+    output = model(x, c)
+    kl_other = model.kl_to_prior(output.mu, output.logvar, 1 - c).sum(dim=1)
+    hinge = torch.relu(9.0 - kl_other).mean()
+    assert output.terms["mismatch"].item() == pytest.approx(hinge.item(), rel=1e-5)

@@ -43,7 +43,9 @@ class DCVAEConfig(VAEConfig):
         max(0, prior_radius² − KL(q(z|x,c') || r(z|c'))) is added to the loss, so an image is not a
         typical member of any condition but its own (the idea of C2AE's non-match training, Oza &
         Patel 2019, taken to the latent). prior_radius² is the KL of a point code at another fixed
-        prior mean. 0 (the default) is Eq. 16; conditions are needed (ignored without them).
+        prior mean. 0 (the default) is Eq. 16; conditions are needed (ignored without them). With
+        a blind encoder (``encoder_condition=False``) the code is the same under c', and the hinge
+        holds it away from the other conditions' priors.
     """
 
     beta: float = 1.0
@@ -197,7 +199,10 @@ class DCVAE(VAE):
             return output
         # c' = c + 1..K-1 (mod K): uniform over the other conditions
         other = (c + torch.randint_like(c, 1, self.n_conditions)) % self.n_conditions
-        mu, logvar = self.encode(x, self.condition_onehot(other, x.shape[0]))
+        if self.encoder_sees_condition():
+            mu, logvar = self.encode(x, self.condition_onehot(other, x.shape[0]))
+        else:  # a blind encoder gives the same code under c': the hinge holds it off r(z|c')
+            mu, logvar = output.mu, output.logvar
         kl_other = self.kl_to_prior(mu, logvar, other).sum(dim=1)
         hinge = torch.relu(self.config.prior_radius**2 - kl_other).mean()
         loss = output.loss + self.config.mismatch * hinge
