@@ -48,16 +48,17 @@ def main() -> None:
     if missing:
         sys.exit(f"--versus has no run of {missing}")
     ref = np.array([by_run[run] for run in runs])
+    names = list(dict.fromkeys(p["dataset"] for p in probes))  # a dataset may come in several probes
     table = []
     for column in columns:
         values = np.array([r[column] for r in rows])
         paired = bool(np.any(values != ref))
         table.append({"score": column, "mean": float(values.mean()),
-                      **{p["dataset"]: float(np.mean([r[column] for r in p["rows"]])) for p in probes},
+                      **{n: float(np.mean([r[column] for r, (d, _) in zip(rows, runs, strict=True)
+                                           if d == n])) for n in names},
                       "wins": int((values > ref).sum()), "losses": int((values < ref).sum()),
                       "p": float(wilcoxon(values, ref).pvalue) if paired else None})
     table.sort(key=lambda t: -t["mean"])
-    names = [p["dataset"] for p in probes]
     print(f"{'score':36s} " + " ".join(f"{n:>7s}" for n in names) + f" {'all':>7s}  wins/losses  p")
     for t in table:
         p = "" if t["p"] is None else f"{t['p']:.3f}"
